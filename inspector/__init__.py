@@ -1,0 +1,3 @@
+"""Inspector: an open-source computer-vision inspection station."""
+
+__version__ = "0.1.0"

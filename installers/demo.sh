@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# One command for a fresh machine: set up, then run the wafer demo station (headless without a display).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash installers/setup.sh
+source installers/env.sh
+exec .venv/bin/inspector demo "$@"
