@@ -26,22 +26,25 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv 2>/dev/null || { apt_install python3.11-venv || apt_install python3-venv; rm -rf .venv; "$PY" -m venv .venv; }
 fi
 VPY=.venv/bin/python
+pipq() {  # pip, quiet, without the machine-level "location is ignored" index warnings
+  $VPY -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
 STAMP=.venv/.setup-stamp
 WANT="$(cat pyproject.toml installers/constraints.txt installers/setup.sh | sha256sum | cut -c1-16)-gpu$GPU"
 
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   echo "setup: installing Python packages into .venv (first run takes a few minutes)"
-  $VPY -m pip install -q --upgrade "pip>=24" setuptools wheel
+  pipq install -q --upgrade "pip>=24" setuptools wheel
   # torch first and pinned: these exact builds are the ones tested (and present on the CI image).
-  $VPY -m pip install -q -c installers/constraints.txt "torch==2.14.1" "torchvision==0.29.1"
-  $VPY -m pip install -q -c installers/constraints.txt -e ".[gui,train,dev]"
+  pipq install -q -c installers/constraints.txt "torch==2.14.1" "torchvision==0.29.1"
+  pipq install -q -c installers/constraints.txt -e ".[gui,train,dev]"
   # ultralytics pulls the GUI build of OpenCV, whose bundled Qt clashes with PySide6: keep only headless.
-  $VPY -m pip uninstall -q -y opencv-python opencv-contrib-python >/dev/null 2>&1 || true
-  $VPY -m pip install -q -c installers/constraints.txt --force-reinstall --no-deps opencv-python-headless
+  pipq uninstall -q -y opencv-python opencv-contrib-python >/dev/null 2>&1 || true
+  pipq install -q -c installers/constraints.txt --force-reinstall --no-deps opencv-python-headless
   if [ $GPU = 1 ]; then
     # onnxruntime-gpu owns the same module as onnxruntime: remove one before adding the other.
-    $VPY -m pip uninstall -q -y onnxruntime
-    $VPY -m pip install -q --force-reinstall --no-deps onnxruntime-gpu
+    pipq uninstall -q -y onnxruntime
+    pipq install -q --force-reinstall --no-deps onnxruntime-gpu
   fi
   echo "$WANT" > "$STAMP"
 fi
@@ -66,7 +69,9 @@ $VPY - <<'PY'
 import os
 os.environ.setdefault("YOLO_OFFLINE", "1")
 from ultralytics.utils import SETTINGS  # writes settings.json into YOLO_CONFIG_DIR on first import
-SETTINGS.update({"sync": False, "hub": False, "clearml": False, "comet": False, "dvc": False,
-                 "mlflow": False, "neptune": False, "raytune": False, "tensorboard": False, "wandb": False})
+# No telemetry, no integrations that phone out; only keys this ultralytics version knows.
+off = {k: False for k in ("sync", "hub", "clearml", "comet", "dvc", "mlflow", "neptune", "raytune",
+                          "tensorboard", "wandb", "vscode_msg", "openvino_msg") if k in SETTINGS}
+SETTINGS.update(off)
 PY
 echo "setup: ready (.venv, YOLO_CONFIG_DIR=$YOLO_CONFIG_DIR)"
