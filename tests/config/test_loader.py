@@ -47,14 +47,16 @@ def test_shipped_wafer_demo_loads(demo):
     assert DEMO.name == "wafer-demo.yaml" and DEMO.exists()
     assert demo.station.id == "wafer-demo" and demo.station.domain == "wafer"
     src = demo.sources[0]
-    assert (src.type, src.seed, src.lots, src.wafers_per_lot, src.die_px) == ("synthetic_wafer", 7, 1, 2, 640)
+    assert (src.type, src.seed, src.lots, src.wafers_per_lot, src.die_px) == ("synthetic_wafer", 2, 1, 4, 640)
     model = demo.models[0]
     assert model.registry == "wafer-demo" and model.registry_version is None and model.imgsz == 640
     assert model.class_names == ["particle", "scratch", "residue", "pattern", "edge_chip"]
     assert [r.type for r in demo.rules] == ["class_threshold", "size", "region", "uncertainty", "count", "any_defect"]
     assert [r.type for r in demo.wafer_rules] == ["defect_die_fraction", "spatial_signature"]
     assert demo.flow.mode == "inspection" and demo.storage.image_format == "png"
-    assert demo.wafer is not None and demo.wafer.diameter_mm == 300 and demo.pixel_size_um == 2.0
+    assert demo.wafer is not None and demo.wafer.diameter_mm == 300
+    # each die image covers one die pitch, so the pixel size follows from pitch and image width
+    assert demo.pixel_size_um == demo.wafer.die_pitch_x_mm * 1000 / src.die_px
     assert demo.mes[0].type == "filedrop" and demo.mes[0].folder == "mes-out"
 
 
@@ -274,3 +276,9 @@ def test_config_issue_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         issue.path = "c"  # type: ignore[misc]
     assert str(issue) == "f.yaml: a.b: m"
+
+
+def test_demo_class_names_match_the_synthetic_line(demo):
+    from inspector.capture.synthetic import CLASS_NAMES
+
+    assert tuple(demo.models[0].class_names) == CLASS_NAMES

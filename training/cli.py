@@ -1,0 +1,56 @@
+"""`inspector-train`: datasets, training and model management (one sub-command per task)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from inspector import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="inspector-train")
+def main() -> None:
+    """Inspector training tools: build datasets, train, evaluate and manage models.
+
+    Everything runs offline; datasets are written in the YOLO format.
+    """
+
+
+@main.command("synth")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--images", "-n", type=click.IntRange(min=1), required=True,
+              help="Exact number of die images to write (train + val).")
+@click.option("--seed", "-s", type=click.IntRange(min=0), required=True,
+              help="Generator seed: the same seed gives byte-identical images and labels.")
+@click.option("--die-px", type=click.IntRange(min=64), default=640, show_default=True,
+              help="Side of each square die image in pixels.")
+@click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.2, show_default=True,
+              help="Share of images in the validation split (split by lot, never by die).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes (default: one per CPU).")
+def synth(out: Path, images: int, seed: int, die_px: int, val_fraction: float, workers: int | None) -> None:
+    """Render a synthetic wafer-defect dataset into OUT (YOLO format: images/, labels/, data.yaml).
+
+    Five classes: particle, scratch, residue, pattern, edge_chip. A manifest.json records the
+    seed, the generator version and the box counts per class and split.
+    """
+    from training.synth import write_yolo_dataset  # lazy: keep `--help` fast
+
+    if out.exists() and any(out.iterdir()):
+        click.echo(f"note: {out} is not empty; files with the same names are overwritten", err=True)
+    summary = write_yolo_dataset(out, images, seed, die_px=die_px, val_fraction=val_fraction, workers=workers)
+    imgs, clean, boxes = summary["images"], summary["clean_images"], summary["boxes"]
+    click.echo(f"wrote {imgs['train'] + imgs['val']} images to {summary['out']} in {summary['seconds']:.1f} s")
+    for split in ("train", "val"):
+        per_class = ", ".join(f"{c} {n}" for c, n in boxes[split].items())
+        click.echo(f"  {split:5s} {imgs[split]:6d} images ({clean[split]} clean, {summary['wafers'][split]} wafers): "
+                   f"{per_class}")
+    share = ", ".join(f"{c} {v:.0%}" for c, v in summary["class_share"].items())
+    click.echo(f"  class share of boxes: {share}")
+    click.echo(f"  data: {summary['data_yaml']}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
