@@ -6,20 +6,14 @@ select it. Use it to check an exported ONNX model against its source, or to benc
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
-# Offline defaults before ultralytics is imported (it reads these at import time).
-_ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("YOLO_OFFLINE", "1")
-os.environ.setdefault("YOLO_AUTOINSTALL", "False")
-os.environ.setdefault("YOLO_CONFIG_DIR", str(_ROOT / ".yolo"))
+import cv2
+import numpy as np
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-from inspector.core.detections import Detections  # noqa: E402
+from inspector.core.detections import Detections
+from training import ultralytics_env  # noqa: F401  (offline settings before ultralytics loads)
 
 
 class UltralyticsDetector:

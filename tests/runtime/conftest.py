@@ -7,7 +7,6 @@ Random weights say nothing about accuracy; they serve shape, batch, provider, in
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,13 +25,9 @@ IMGSZ = 320
 
 def make_scene(rng: np.random.Generator, h: int = IMGSZ, w: int = IMGSZ, n: int = 25, grey: bool = False) -> np.ndarray:
     """Grey background with filled rectangles of random colour: structure for the model to react to."""
-    import cv2
+    from training.untrained import rectangles_scene
 
-    img = np.full((h, w, 3), 114, np.uint8)
-    for _ in range(n):
-        x, y = int(rng.integers(0, max(1, w - 8))), int(rng.integers(0, max(1, h - 8)))
-        bw, bh = (int(v) for v in rng.integers(4, max(5, min(h, w) // 4), 2))
-        cv2.rectangle(img, (x, y), (x + bw, y + bh), [int(c) for c in rng.integers(0, 255, 3)], -1)
+    img = rectangles_scene(rng, h, w, n)
     return img[:, :, 0].copy() if grey else img
 
 
@@ -54,43 +49,13 @@ def yolo_files(tmp_path_factory: pytest.TempPathFactory) -> YoloFiles:
     would make every score a near-tie. A few train-mode passes set the BN statistics so outputs
     depend on the image, and a lower class bias spreads the scores.
     """
-    import torch
-    import ultralytics
-    from ultralytics import YOLO
-    from ultralytics.utils import YAML
-
     from inspector.runtime.model_artifact import write_manifest
+    from training.untrained import build_untrained_yolo, export_onnx
 
-    torch.manual_seed(0)
-    cfg = YAML.load(Path(ultralytics.__file__).parent / "cfg" / "models" / "11" / "yolo11.yaml")
-    cfg["nc"] = len(CLASS_NAMES)
     out = tmp_path_factory.mktemp("yolo11n")
-    yaml_path = out / "yolo11n.yaml"  # the "n" in the name selects the nano scale
-    YAML.save(yaml_path, cfg)
-    model = YOLO(str(yaml_path))
-    net = model.model
-    rng = np.random.default_rng(0)
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over the calibration passes
-    net.train()
-    with torch.no_grad():
-        for _ in range(3):
-            batch = np.stack([make_scene(rng) for _ in range(4)])[..., ::-1].copy()
-            net(torch.from_numpy(batch).permute(0, 3, 1, 2).float() / 255)
-        for seq in net.model[-1].cv3:
-            seq[-1].bias.fill_(-2.0)
-    net.eval()
-    net.names = dict(enumerate(CLASS_NAMES))
-    files = {}
-    for kind, dynamic in (("static", False), ("dynamic", True)):
-        net.pt_path = str(out / f"det_{kind}.pt")  # export names its file after this
-        with warnings.catch_warnings():  # torch's exporter warns about its own internals
-            warnings.simplefilter("ignore", DeprecationWarning)
-            f = Path(model.export(format="onnx", imgsz=IMGSZ, dynamic=dynamic, simplify=True, verbose=False))
-        assert f.parent == out, f
-        files[kind] = f
+    model = build_untrained_yolo(CLASS_NAMES, out, imgsz=IMGSZ, seed=0)
+    files = {kind: export_onnx(model, out, f"det_{kind}", IMGSZ, dynamic=(kind == "dynamic"))
+             for kind in ("static", "dynamic")}
     return YoloFiles(
         static_onnx=files["static"],
         dynamic_onnx=files["dynamic"],

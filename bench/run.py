@@ -1,0 +1,269 @@
+"""Inspector's runtime benchmark, side by side with ultralytics in one run (`make bench`).
+
+Measures, on this machine:
+- per-stage latency (pre-process, inference, decode+NMS, fusion, rules) p50 / p99 at 640 and on a
+  4096 x 4096 wafer field (tiled);
+- end-to-end per-frame time of Inspector's ONNX runtime against ultralytics'
+  ``YOLO(model.onnx).predict`` and ``YOLO(model.pt).predict`` on the same model and images,
+  interleaved frame by frame so background load hits all three alike;
+- fusion against ensemble-boxes, and fusion + rules for 3 models x 100 boxes.
+
+Writes bench/results.json and bench/RESULTS.md. The model is the registry's production wafer-demo
+model when one is registered, else an untrained yolo11n (5 classes) built from YAML: speed does not
+depend on the weights, only the number of boxes after NMS does (reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "False")
+os.environ.setdefault("YOLO_CONFIG_DIR", str(REPO / ".yolo"))
+
+from bench import bench_fusion  # noqa: E402
+from inspector.capture.synthetic import CLASS_NAMES, SyntheticWaferLine, render_field  # noqa: E402
+from inspector.config import load_config  # noqa: E402
+from inspector.core.detections import Detections  # noqa: E402
+from inspector.core.fusion import fuse  # noqa: E402
+from inspector.runtime.model_artifact import write_manifest  # noqa: E402
+from inspector.runtime.onnx_detector import OnnxDetector  # noqa: E402
+from inspector.runtime.tiling import TiledDetector  # noqa: E402
+from inspector.station.rules_builder import build_rule_set, make_rule_input  # noqa: E402
+
+CACHE = REPO / "bench" / ".cache"
+
+
+def machine() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import onnxruntime
+    import torch
+    import ultralytics
+
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+        "onnxruntime": onnxruntime.__version__, "torch": torch.__version__, "ultralytics": ultralytics.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def pct(samples: list[float]) -> dict[str, float]:
+    a = np.asarray(samples)
+    return {"p50": round(float(np.percentile(a, 50)), 3), "p99": round(float(np.percentile(a, 99)), 3)}
+
+
+def model_files(imgsz: int) -> tuple[Path, Path, str]:
+    """(.onnx, .pt, description) of the benchmarked model; built once and cached under bench/.cache."""
+    from training.untrained import build_untrained_yolo, export_onnx, save_pt
+
+    out = CACHE / f"yolo11n-untrained-{imgsz}"
+    onnx, pt = out / "model.onnx", out / "model.pt"
+    if not (onnx.exists() and pt.exists()):
+        model = build_untrained_yolo(CLASS_NAMES, out, imgsz=imgsz, seed=0)
+        save_pt(model, pt)
+        export_onnx(model, out, "model", imgsz)
+        write_manifest(onnx, "bench-yolo11n", "untrained", CLASS_NAMES, imgsz, exported_from="bench/run.py")
+    return onnx, pt, "yolo11n (untrained, BN-calibrated, 5 classes) built from YAML"
+
+
+def die_images(n: int) -> list[np.ndarray]:
+    line = SyntheticWaferLine(seed=3, lots=1, wafers_per_lot=1, defect_rate=0.5)
+    out = []
+    for frame in line.frames():
+        out.append(np.ascontiguousarray(frame.image))
+        if len(out) == n:
+            break
+    return out
+
+
+def bench_640(onnx: Path, pt: Path, images: list[np.ndarray], rounds: int) -> dict:
+    from ultralytics import YOLO
+
+    ours = OnnxDetector(onnx, CLASS_NAMES, 640, sha256=None, conf=0.25, iou=0.45)
+    u_onnx, u_pt = YOLO(str(onnx), task="detect"), YOLO(str(pt), task="detect")
+    kw = dict(imgsz=640, conf=0.25, iou=0.45, device="cpu", verbose=False)
+    for img in images[:3]:  # warm-up all three
+        ours.detect([img]), u_onnx.predict(img, **kw), u_pt.predict(img, **kw)
+    stages = {"preprocess_ms": [], "inference_ms": [], "postprocess_ms": []}
+    e2e = {"inspector_onnx": [], "ultralytics_onnx": [], "ultralytics_pt": []}
+    boxes = []
+    for _ in range(rounds):
+        for img in images:
+            t0 = time.perf_counter()
+            (det,) = ours.detect([img])
+            e2e["inspector_onnx"].append((time.perf_counter() - t0) * 1e3)
+            for k in stages:
+                stages[k].append(ours.last_timings[k])
+            boxes.append(len(det))
+            t0 = time.perf_counter()
+            u_onnx.predict(img, **kw)
+            e2e["ultralytics_onnx"].append((time.perf_counter() - t0) * 1e3)
+            t0 = time.perf_counter()
+            u_pt.predict(img, **kw)
+            e2e["ultralytics_pt"].append((time.perf_counter() - t0) * 1e3)
+    med = {k: statistics.median(v) for k, v in e2e.items()}
+    inf = statistics.median(stages["inference_ms"])
+    overhead = (statistics.median(stages["preprocess_ms"]) + statistics.median(stages["postprocess_ms"])) / inf
+    return {
+        "frames": len(e2e["inspector_onnx"]),
+        "boxes_per_frame_median": float(statistics.median(boxes)),
+        "stages_ms": {k: pct(v) for k, v in stages.items()},
+        "end_to_end_ms": {k: pct(v) for k, v in e2e.items()},
+        "overhead_fraction_640": round(overhead, 4),
+        "speedup_vs_ultralytics_onnx": round(med["ultralytics_onnx"] / med["inspector_onnx"], 3),
+        "speedup_vs_ultralytics_pt": round(med["ultralytics_pt"] / med["inspector_onnx"], 3),
+        "providers": list(ours.providers_in_use),
+    }
+
+
+def bench_4k(onnx: Path, rounds: int) -> dict:
+    inner = OnnxDetector(onnx, CLASS_NAMES, 640, sha256=None, conf=0.25, iou=0.45)
+    tiled = TiledDetector(inner, tile=640, overlap=0.2, batch=8)
+    field, _truth = render_field(5, size=4096)
+    tiled.detect([field])  # warm-up
+    total = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        tiled.detect([field])
+        total.append((time.perf_counter() - t0) * 1e3)
+    return {"image": "4096x4096 synthetic wafer field", "tile": 640, "overlap": 0.2, "batch": 8,
+            "end_to_end_ms": pct(total)}
+
+
+def fusion_rules_3x100(repeats: int) -> dict:
+    """WBF of 3 models x 100 boxes then the wafer-demo rule set, timed together per frame."""
+    cfg = load_config(REPO / "station_configs" / "wafer-demo.yaml")
+    rules = build_rule_set(cfg)
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 600, (100, 2))
+    truth = np.hstack([xy, xy + rng.uniform(8, 40, (100, 2))])
+    per_model = []
+    for m in range(3):
+        jitter = rng.normal(0, 1.5, truth.shape)
+        per_model.append(Detections(truth + jitter, rng.uniform(0.3, 1.0, 100), rng.integers(0, 5, 100), m))
+    ctx = {"lot": "LOT0001", "wafer": "LOT0001-W01", "die_x": 1, "die_y": 0}
+    fusion_t, rules_t, both = [], [], []
+    for i in range(repeats + 30):
+        t0 = time.perf_counter()
+        fused = fuse(per_model, "wbf", iou_thr=0.55, skip_box_thr=0.0, conf_type="avg")
+        t1 = time.perf_counter()
+        rules.evaluate(make_rule_input(cfg, fused, per_model, (640, 640), ctx, float(i)))
+        t2 = time.perf_counter()
+        if i >= 30:
+            fusion_t.append((t1 - t0) * 1e3)
+            rules_t.append((t2 - t1) * 1e3)
+            both.append((t2 - t0) * 1e3)
+    return {"fusion_ms": pct(fusion_t), "rules_ms": pct(rules_t), "fusion_rules_ms": pct(both)}
+
+
+def write_markdown(r: dict, path: Path) -> None:
+    m, s = r["machine"], r["runtime_640"]
+    e = s["end_to_end_ms"]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Produced by `make bench` (`python bench/run.py`) on {r['date']}.",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['platform']}; Python {m['python']}, onnxruntime "
+        f"{m['onnxruntime']}, torch {m['torch']} ({m['torch_threads']} threads), ultralytics {m['ultralytics']}.",
+        f"Model: {r['model']}; {s['frames']} frames of 640x640 synthetic wafer dies, "
+        f"median {s['boxes_per_frame_median']:g} boxes per frame after NMS; providers {', '.join(s['providers'])}.",
+        "",
+        "## Per-stage latency at 640 (ms)",
+        "",
+        "| stage | p50 | p99 |",
+        "| --- | --- | --- |",
+    ]
+    for k, v in s["stages_ms"].items():
+        lines.append(f"| {k.replace('_ms', '')} | {v['p50']} | {v['p99']} |")
+    fr = r["fusion_rules_3x100"]
+    lines += [
+        f"| fusion (WBF, 3 models x 100 boxes) | {fr['fusion_ms']['p50']} | {fr['fusion_ms']['p99']} |",
+        f"| rules (wafer-demo rule set) | {fr['rules_ms']['p50']} | {fr['rules_ms']['p99']} |",
+        "",
+        "## End to end per frame at 640 (ms), same model and images, interleaved",
+        "",
+        "| runtime | p50 | p99 | Inspector's speed-up (median) |",
+        "| --- | --- | --- | --- |",
+        f"| Inspector OnnxDetector | {e['inspector_onnx']['p50']} | {e['inspector_onnx']['p99']} | 1 |",
+        f"| ultralytics YOLO(model.onnx).predict | {e['ultralytics_onnx']['p50']} | {e['ultralytics_onnx']['p99']} "
+        f"| {s['speedup_vs_ultralytics_onnx']}x |",
+        f"| ultralytics YOLO(model.pt).predict | {e['ultralytics_pt']['p50']} | {e['ultralytics_pt']['p99']} "
+        f"| {s['speedup_vs_ultralytics_pt']}x |",
+        "",
+        f"4096x4096 wafer field, tiled (640 tiles, 20% overlap, batch 8): p50 "
+        f"{r['tiled_4k']['end_to_end_ms']['p50']} ms, p99 {r['tiled_4k']['end_to_end_ms']['p99']} ms per image.",
+        "",
+        "## Against the targets",
+        "",
+        "| figure | value | target |",
+        "| --- | --- | --- |",
+        f"| overhead_fraction_640 (pre + post / inference) | {r['overhead_fraction_640']} | <= 0.10 |",
+        f"| speedup_vs_ultralytics_onnx | {r['speedup_vs_ultralytics_onnx']} | >= 1.0 |",
+        f"| speedup_vs_ultralytics_pt | {r['speedup_vs_ultralytics_pt']} | >= 2.5 |",
+        f"| fusion_rules_ms_3x100 (p50) | {r['fusion_rules_ms_3x100']} | < 1 |",
+        f"| fusion_speedup_vs_ensemble_boxes (WBF, 3 x 1000) | {r['fusion_speedup_vs_ensemble_boxes']} | >= 10 |",
+        "",
+    ]
+    path.write_text("\n".join(lines))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--frames", type=int, default=20, help="distinct 640 images")
+    ap.add_argument("--rounds", type=int, default=3, help="passes over the images")
+    ap.add_argument("--rounds-4k", type=int, default=3, help="timed passes over the 4k field")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
+    args = ap.parse_args()
+
+    onnx, pt, model_desc = model_files(640)
+    images = die_images(args.frames)
+    r640 = bench_640(onnx, pt, images, args.rounds)
+    print(f"640: ours {r640['end_to_end_ms']['inspector_onnx']['p50']} ms, ultralytics onnx "
+          f"{r640['end_to_end_ms']['ultralytics_onnx']['p50']} ms, pt {r640['end_to_end_ms']['ultralytics_pt']['p50']} ms")
+    r4k = bench_4k(onnx, args.rounds_4k)
+    fr = fusion_rules_3x100(500)
+    fb = bench_fusion.run()
+    results = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "model": model_desc,
+        "speedup_vs_ultralytics_pt": r640["speedup_vs_ultralytics_pt"],
+        "speedup_vs_ultralytics_onnx": r640["speedup_vs_ultralytics_onnx"],
+        "overhead_fraction_640": r640["overhead_fraction_640"],
+        "fusion_speedup_vs_ensemble_boxes": fb["fusion_speedup_vs_ensemble_boxes"],
+        "fusion_rules_ms_3x100": fr["fusion_rules_ms"]["p50"],
+        "runtime_640": r640,
+        "tiled_4k": r4k,
+        "fusion_rules_3x100": fr,
+        "fusion": fb,
+    }
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_markdown(results, args.out.with_name("RESULTS.md"))
+    print(json.dumps({k: results[k] for k in ("speedup_vs_ultralytics_pt", "speedup_vs_ultralytics_onnx",
+                                               "overhead_fraction_640", "fusion_speedup_vs_ensemble_boxes",
+                                               "fusion_rules_ms_3x100")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
