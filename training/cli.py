@@ -52,5 +52,45 @@ def synth(out: Path, images: int, seed: int, die_px: int, val_fraction: float, w
     click.echo(f"  data: {summary['data_yaml']}")
 
 
+@main.command("train")
+@click.option("--data", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The dataset's data.yaml (YOLO format), e.g. from `inspector-train synth` or `dataset`.")
+@click.option("--model", default="yolo11n.yaml", show_default=True,
+              help="A model YAML to train from scratch (yolo11n.yaml, yolo11s.yaml) or a .pt checkpoint to fine-tune.")
+@click.option("--imgsz", type=click.IntRange(min=32), default=640, show_default=True,
+              help="Training image size (multiple of 32); the station runs the model at this size.")
+@click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True, help="Maximum epochs.")
+@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Images per batch.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (deterministic training).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, or a CUDA device such as 0.")
+@click.option("--patience", type=click.IntRange(min=1), default=15, show_default=True,
+              help="Early stopping: stop after this many epochs without validation improvement.")
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="Data-loading workers.")
+@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True,
+              help="Folder holding run folders.")
+@click.option("--name", default="train", show_default=True, help="Run folder name under --project.")
+@click.option("--resume", is_flag=True, help="Resume the interrupted run --project/--name from its last.pt.")
+def train_cmd(data: Path, model: str, imgsz: int, epochs: int, batch: int, seed: int, device: str, patience: int,
+              workers: int, project: Path, name: str, resume: bool) -> None:
+    """Train a detector with ultralytics, offline; results, plots and logs go to PROJECT/NAME.
+
+    Models are built from YAML (no pretrained download) or fine-tuned from a local .pt. Progress is
+    printed per epoch; an interrupted run continues with --resume.
+    """
+    from training.train import TrainError, TrainSpec, train
+
+    spec = TrainSpec(data=data, model=model, imgsz=imgsz, epochs=epochs, batch=batch, seed=seed, device=device,
+                     patience=patience, workers=workers, project=project, name=name)
+    try:
+        result = train(spec, resume=resume)
+    except TrainError as e:
+        raise click.ClickException(str(e)) from None
+    m = result.metrics
+    click.echo(f"run {result.run_dir} ({result.seconds / 60:.1f} min): best {result.best}")
+    if m:
+        click.echo(f"best epoch {m['epoch']:.0f}: mAP50 {m['map50']:.3f}  mAP50-95 {m['map50_95']:.3f}  "
+                   f"P {m['precision']:.3f}  R {m['recall']:.3f}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

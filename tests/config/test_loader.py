@@ -47,9 +47,9 @@ def test_shipped_wafer_demo_loads(demo):
     assert DEMO.name == "wafer-demo.yaml" and DEMO.exists()
     assert demo.station.id == "wafer-demo" and demo.station.domain == "wafer"
     src = demo.sources[0]
-    assert (src.type, src.seed, src.lots, src.wafers_per_lot, src.die_px) == ("synthetic_wafer", 2, 1, 4, 640)
+    assert (src.type, src.seed, src.lots, src.wafers_per_lot, src.die_px) == ("synthetic_wafer", 2, 1, 4, 320)
     model = demo.models[0]
-    assert model.registry == "wafer-demo" and model.registry_version is None and model.imgsz == 640
+    assert model.registry == "wafer-demo" and model.registry_version is None and model.imgsz == src.die_px
     assert model.class_names == ["particle", "scratch", "residue", "pattern", "edge_chip"]
     assert [r.type for r in demo.rules] == ["class_threshold", "size", "region", "uncertainty", "count", "any_defect"]
     assert [r.type for r in demo.wafer_rules] == ["defect_die_fraction", "spatial_signature"]

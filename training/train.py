@@ -1,0 +1,114 @@
+"""Training: a thin, offline, reproducible wrapper over ultralytics' trainer."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from training import ultralytics_env  # noqa: F401  (offline settings before ultralytics loads)
+
+
+class TrainError(Exception):
+    """A training run could not start or finish; the message says what to fix."""
+
+
+@dataclass
+class TrainSpec:
+    """Everything that determines a training run (saved as train_spec.json in the run folder)."""
+
+    data: Path
+    model: str = "yolo11n.yaml"          # a YAML (from scratch) or a .pt checkpoint (fine-tune)
+    imgsz: int = 640
+    epochs: int = 50
+    batch: int = 16
+    seed: int = 0
+    device: str = "cpu"                  # "cpu", "0", "0,1", ...
+    patience: int = 15                   # early stopping: epochs without val improvement
+    workers: int = 2
+    project: Path = Path("runs")
+    name: str = "train"
+    cache: bool = True                   # keep decoded images in RAM: epochs are I/O-bound otherwise
+    extra: dict[str, Any] = field(default_factory=dict)  # any other ultralytics train argument
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["data"], d["project"] = str(self.data), str(self.project)
+        return d
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best: Path
+    last: Path
+    seconds: float
+    metrics: dict[str, float]
+
+
+def _check(spec: TrainSpec) -> None:
+    if not spec.data.is_file():
+        raise TrainError(f"dataset file {spec.data} does not exist (expected a YOLO data.yaml)")
+    if not (spec.model.endswith((".yaml", ".yml", ".pt"))):
+        raise TrainError(f"model {spec.model!r}: give a model YAML such as yolo11n.yaml (from scratch) or a .pt "
+                         "checkpoint to fine-tune; names of hub weights are refused (nothing is downloaded)")
+    if spec.model.endswith(".pt") and not Path(spec.model).is_file():
+        raise TrainError(f"checkpoint {spec.model} does not exist (a .pt name is never fetched from a hub)")
+    if spec.imgsz % 32:
+        raise TrainError(f"imgsz {spec.imgsz} must be a multiple of 32")
+
+
+def train(spec: TrainSpec, resume: bool = False) -> TrainResult:
+    """Train (or resume) a detector; returns the run folder and its best / last checkpoints."""
+    from ultralytics import YOLO
+
+    run_dir = (spec.project / spec.name).resolve()
+    last = run_dir / "weights" / "last.pt"
+    t0 = time.monotonic()
+    if resume:
+        if not last.is_file():
+            raise TrainError(f"cannot resume: {last} does not exist")
+        model = YOLO(str(last))
+        model.train(resume=True)
+    else:
+        _check(spec)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "train_spec.json").write_text(json.dumps(spec.to_json(), indent=2) + "\n")
+        model = YOLO(spec.model)
+        gpu = spec.device != "cpu"
+        model.train(
+            data=str(spec.data.resolve()), imgsz=spec.imgsz, epochs=spec.epochs, batch=spec.batch,
+            seed=spec.seed, deterministic=True, device=spec.device, patience=spec.patience,
+            workers=spec.workers, project=str(spec.project.resolve()), name=spec.name, exist_ok=True,
+            cache="ram" if spec.cache else False,
+            amp=False if gpu else True,  # AMP's self-check would fetch weights; CPU ignores it anyway
+            plots=True, verbose=True, **spec.extra,
+        )
+    best = run_dir / "weights" / "best.pt"
+    if not best.is_file():
+        raise TrainError(f"training finished without {best}; see the log in {run_dir}")
+    return TrainResult(run_dir, best, last, time.monotonic() - t0, _final_metrics(run_dir))
+
+
+def _final_metrics(run_dir: Path) -> dict[str, float]:
+    """Best-epoch validation metrics from ultralytics' results.csv (by mAP50-95, as it picks best.pt)."""
+    import csv
+
+    path = run_dir / "results.csv"
+    if not path.is_file():
+        return {}
+    with path.open() as f:
+        rows = [{k.strip(): v for k, v in r.items()} for r in csv.DictReader(f)]
+    if not rows:
+        return {}
+    key = "metrics/mAP50-95(B)"
+    best = max(rows, key=lambda r: float(r.get(key, 0) or 0))
+    return {
+        "epoch": float(best.get("epoch", 0)),
+        "map50": float(best.get("metrics/mAP50(B)", 0)),
+        "map50_95": float(best.get(key, 0)),
+        "precision": float(best.get("metrics/precision(B)", 0)),
+        "recall": float(best.get("metrics/recall(B)", 0)),
+    }
