@@ -92,5 +92,14 @@ def train_cmd(data: Path, model: str, imgsz: int, epochs: int, batch: int, seed:
                    f"P {m['precision']:.3f}  R {m['recall']:.3f}")
 
 
+def _register_commands() -> None:
+    """Sub-commands that live in their own modules (one module per area)."""
+    from training.commands.registry_cmds import add_registry_commands
+
+    add_registry_commands(main)
+
+
+_register_commands()
+
 if __name__ == "__main__":  # pragma: no cover
     main()
