@@ -1,0 +1,29 @@
+"""Tiny hand-built ONNX models for tests that need a loadable model but no torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def tiny_onnx(path: Path, class_names=("scratch", "particle"), imgsz: int = 32, bias: float = 0.0) -> Path:
+    """A valid ONNX model with a YOLO-shaped output (1, 4+nc, anchors) and ultralytics-style metadata."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    c = 4 + len(class_names)
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, imgsz, imgsz])
+    y = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, c, None])
+    inits = [helper.make_tensor("bias", TensorProto.FLOAT, [1], [bias]),
+             helper.make_tensor("shape", TensorProto.INT64, [3], [1, c, -1])]
+    nodes = [helper.make_node("Add", ["images", "bias"], ["shifted"]),
+             helper.make_node("Reshape", ["shifted", "shape"], ["output0"])]
+    model = helper.make_model(helper.make_graph(nodes, "tiny", [x], [y], initializer=inits),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    meta = {"names": str(dict(enumerate(class_names))), "imgsz": str([imgsz, imgsz]), "task": "detect",
+            "stride": "32"}
+    for k, v in meta.items():
+        p = model.metadata_props.add()
+        p.key, p.value = k, v
+    onnx.save(model, path)
+    return path
