@@ -509,6 +509,9 @@ class AnyDefectRule(_RuleBase):
         ..., description="Judge the unit when any detection of `classes` remains (usually the last rule)."
     )
     verdict: Verdict = Field("fail", description="Verdict when a detection remains.")
+    min_score: Fraction = Field(
+        0.0, description="Only detections scoring at least this count; lower ones are left to an uncertainty rule."
+    )
 
 
 Rule = Annotated[

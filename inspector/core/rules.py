@@ -482,17 +482,24 @@ class Disagreement(Rule):
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class AnyDefect(Rule):
-    """Fire when any box of ``classes`` remains (usually the last rule)."""
+    """Fire when any box of ``classes`` scoring at least ``min_score`` remains (usually the last rule).
+
+    ``min_score`` lets an uncertainty band below it reach an operator as REVIEW instead of being
+    failed here (FAIL outranks REVIEW when verdicts combine).
+    """
 
     verdict: Verdict = Verdict.FAIL
+    min_score: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "verdict", _as_verdict(self.verdict))
+        if not 0.0 <= self.min_score <= 1.0:
+            raise ValueError(f"rule {self.id}: min_score must be in [0, 1], got {self.min_score}")
 
     def apply(self, inp: RuleInput, state: dict[str, Any]) -> RuleStep:
         det = inp.fused
-        hit = self.applies(det)
+        hit = self.applies(det) & (det.score >= self.min_score)
         if not hit.any():
             return RuleStep()
         n = int(np.count_nonzero(hit))

@@ -5,14 +5,7 @@ from __future__ import annotations
 from inspector.capture.synthetic import SyntheticWaferLine
 from inspector.config.schema import StationConfig
 from inspector.core.ports import FrameSource
-from inspector.core.wafer import WaferLayout
-
-
-def wafer_layout(cfg: StationConfig) -> WaferLayout | None:
-    if cfg.wafer is None:
-        return None
-    w = cfg.wafer
-    return WaferLayout(w.diameter_mm, w.die_pitch_x_mm, w.die_pitch_y_mm, w.edge_exclusion_mm)
+from inspector.station.rules_builder import wafer_layout
 
 
 def build_sources(cfg: StationConfig) -> list[FrameSource]:

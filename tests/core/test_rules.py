@@ -134,6 +134,8 @@ CASES = [
      "3 defects remain: 2 particle, 1 scratch"),
     ("any-review", AnyDefect(id="x", classes=(S,), verdict="review"), [box(cls=S)], {}, REVIEW, 1, None),
     ("any-other-class", AnyDefect(id="x", classes=(S,)), [box(cls=P)], {}, PASS, 1, None),
+    ("any-below-min-score", AnyDefect(id="x", min_score=0.5), [box(score=0.4)], {}, PASS, 1, None),
+    ("any-at-min-score", AnyDefect(id="x", min_score=0.5), [box(score=0.5)], {}, FAIL, 1, None),
 ]
 
 

@@ -1,0 +1,95 @@
+"""Frame -> Decision for one station: ensemble, rules, and wafer-level judgement of die results.
+
+Single-threaded by design (a ``RuleSet`` keeps persistence state): the pipeline gives the
+inspection stage its own thread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from inspector.config.schema import StationConfig
+from inspector.core.decision import Decision, Verdict
+from inspector.core.frame import Frame
+from inspector.core.wafer_rules import Die, DieResult, WaferResult
+from inspector.runtime.ensemble import Ensemble
+from inspector.station.rules_builder import build_rule_set, build_wafer_rule_set, make_rule_input, wafer_layout
+
+
+class Inspection:
+    """Judges frames: every frame in gets exactly one ``Decision`` out, errors included."""
+
+    def __init__(self, cfg: StationConfig, ensemble: Ensemble, config_hash: str, base_dir: Path | None = None) -> None:
+        self.cfg = cfg
+        self.ensemble = ensemble
+        self.config_hash = config_hash
+        self.rules = build_rule_set(cfg, base_dir)
+        self.last_timings: dict[str, float] = {}
+
+    def decide(self, frames: Sequence[Frame]) -> list[Decision]:
+        now = Frame.utc_now
+        try:
+            results = self.ensemble.detect([f.image for f in frames])
+        except Exception as e:  # a model failure must still leave one record per unit
+            msg = f"inference failed: {type(e).__name__}: {e}"
+            return [Decision.unjudged(f.frame_id, Verdict.ERROR, msg, self.ensemble.version, self.config_hash, now())
+                    for f in frames]
+        t0 = time.perf_counter()
+        out = []
+        for f, r in zip(frames, results):
+            res = self.rules.evaluate(make_rule_input(self.cfg, r.fused, r.per_model, f.image.shape,
+                                                      f.context, f.t_monotonic, source=f.source))
+            out.append(Decision(f.frame_id, res.verdict, res.reasons, res.kept, self.ensemble.version,
+                                self.config_hash, now(), extras={"dropped": dict(res.dropped)}))
+        self.last_timings = {**self.ensemble.last_timings, "rules_ms": (time.perf_counter() - t0) * 1e3}
+        return out
+
+
+@dataclass
+class WaferSummary:
+    lot: str
+    wafer: str
+    result: WaferResult
+    dies_seen: int
+
+
+@dataclass
+class WaferTracker:
+    """Collects die decisions per wafer and judges a wafer when the next one starts (or at flush).
+
+    Dies of the layout that never arrived count as not inspected, so a partial wafer is never
+    passed silently (the wafer rules send it to review).
+    """
+
+    cfg: StationConfig
+    _current: tuple[str, str] | None = None
+    _dies: dict[Die, DieResult] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.rules = build_wafer_rule_set(self.cfg)
+        self.layout = wafer_layout(self.cfg)
+
+    def add(self, frame: Frame, decision: Decision) -> WaferSummary | None:
+        """Record one die; returns the previous wafer's summary when this die starts a new wafer."""
+        ctx = frame.context
+        if self.layout is None or "wafer" not in ctx or "die_x" not in ctx:
+            return None
+        key = (str(ctx.get("lot", "")), str(ctx["wafer"]))
+        done = self._close() if self._current is not None and key != self._current else None
+        self._current = key
+        self._dies[(int(ctx["die_x"]), int(ctx["die_y"]))] = DieResult(
+            decision.verdict, frozenset(decision.detections.class_id.tolist()))
+        return done
+
+    def flush(self) -> WaferSummary | None:
+        return self._close() if self._current is not None else None
+
+    def _close(self) -> WaferSummary:
+        lot, wafer = self._current  # type: ignore[misc]
+        result = self.rules.evaluate(self._dies, self.layout)
+        summary = WaferSummary(lot, wafer, result, len(self._dies))
+        self._current, self._dies = None, {}
+        return summary
