@@ -94,8 +94,10 @@ def train_cmd(data: Path, model: str, imgsz: int, epochs: int, batch: int, seed:
 
 def _register_commands() -> None:
     """Sub-commands that live in their own modules (one module per area)."""
+    from training.commands.dataset import dataset
     from training.commands.registry_cmds import add_registry_commands
 
+    main.add_command(dataset)
     add_registry_commands(main)
 
 

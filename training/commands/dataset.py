@@ -1,0 +1,140 @@
+"""`inspector-train dataset`: build a YOLO dataset (and COCO JSON) from labelled folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+_SOURCES = ("from_yolo", "from_coco", "from_voc", "from_deeppcb", "from_pictor")
+
+
+def _names(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    p = Path(value)
+    if p.is_file():
+        return [s.strip() for s in p.read_text().splitlines() if s.strip()]
+    return [s.strip() for s in value.split(",") if s.strip()]
+
+
+@click.command("dataset")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--from-yolo", type=click.Path(exists=True, path_type=Path),
+              help="A YOLO dataset: its data.yaml, or a folder (data.yaml inside, or images with labels/ "
+                   "beside them and classes.txt).")
+@click.option("--from-coco", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A COCO detection JSON file (needs --images).")
+@click.option("--images", "images_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder the COCO file_name entries (or VOC <filename>s) are relative to.")
+@click.option("--from-voc", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A folder of Pascal VOC XML files (images beside them, in JPEGImages/, or in --images).")
+@click.option("--from-deeppcb", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The DeepPCB folder holding trainval.txt and PCBData/ (see datasets/deeppcb.md).")
+@click.option("--deeppcb-mode", type=click.Choice(["plain", "diff", "stack"]), default="plain", show_default=True,
+              help="plain: the test image. diff: PNG with B=test, G=template, R=|test-template|. "
+                   "stack: B=test, G=template, R=0. The model input stays 3 channels.")
+@click.option("--from-pictor", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The Pictor-PPE folder holding images/ and labels/ (see datasets/pictor-ppe.md).")
+@click.option("--pictor-approach", type=click.Choice(["01", "02"]), default="01", show_default=True,
+              help="01: hat, vest, worker boxes. 02: one box per worker with W, WH, WV, WHV.")
+@click.option("--pictor-splits", default="train,valid", show_default=True,
+              help="Comma-separated Pictor label splits to pool before the group split.")
+@click.option("--names", "names", default=None,
+              help="Class names (comma-separated, or a file with one per line) for YOLO / VOC sources that "
+                   "carry none, or to replace theirs (same order as the class ids).")
+@click.option("--group-by", default="auto", show_default=True,
+              help="Split unit: auto (the source's natural unit) | none (each image) | parent (folder name) | "
+                   "similar (near-duplicate clusters) | regex:<pattern with (?P<g>...)> on the relative path | "
+                   "column:<name> of a CSV sidecar.")
+@click.option("--group-csv", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="CSV for --group-by column:<name>, with a 'file' column (default: groups.csv in the source folder).")
+@click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.2, show_default=True,
+              help="Target share of images in val (whole groups, so approximate).")
+@click.option("--test-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
+              help="Target share of images in a test split (0: no test split).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Split seed: the same seed and data give the same split.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Keep only the first N groups (sha256 order of the group name) for a quick, small build.")
+@click.option("--copy-mode", type=click.Choice(["link", "copy"]), default="link", show_default=True,
+              help="link: hard-link source images (symlink across file systems); copy: copy them.")
+@click.option("--bad-labels", type=click.Choice(["image", "box"]), default="image", show_default=True,
+              help="image: exclude an image with any bad label; box: drop only the bad boxes. Both are reported.")
+@click.option("--coco", is_flag=True, help="Also write COCO JSON per split to OUT/coco/<split>.json.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a dataset already in OUT (only the files this command writes).")
+def dataset(out: Path, from_yolo: Path | None, from_coco: Path | None, images_dir: Path | None,
+            from_voc: Path | None, from_deeppcb: Path | None, deeppcb_mode: str, from_pictor: Path | None,
+            pictor_approach: str, pictor_splits: str, names: str | None, group_by: str, group_csv: Path | None,
+            val_fraction: float, test_fraction: float, seed: int, limit: int | None, copy_mode: str,
+            bad_labels: str, coco: bool, overwrite: bool) -> None:
+    """Build a YOLO-format dataset in OUT from one labelled source.
+
+    Sources: a YOLO dataset, COCO JSON, Pascal VOC XML, DeepPCB or Pictor-PPE. Labels are
+    validated: bad ones (out-of-range coordinates, unknown classes, malformed lines, missing,
+    empty or unreadable images) are excluded and listed with file and line in OUT/issues.txt.
+
+    The split is by group (lot / wafer, board, camera / day, near-duplicate cluster; see
+    --group-by), never by frame, and deterministic for a seed. OUT/manifest.json records the
+    sources, counts per class and split, the split rule, the groups of each split and a content
+    hash of the images and labels.
+    """
+    from training.datasets import export_coco, split_by_group, write_yolo
+    from training.importers import read_coco, read_deeppcb, read_pictor, read_voc, read_yolo
+
+    given = [k for k, v in zip(_SOURCES, (from_yolo, from_coco, from_voc, from_deeppcb, from_pictor)) if v]
+    if len(given) != 1:
+        raise click.UsageError("give exactly one of --from-yolo, --from-coco, --from-voc, --from-deeppcb, "
+                               f"--from-pictor (got {len(given)})")
+    if from_coco and images_dir is None:
+        raise click.UsageError("--from-coco needs --images DIR")
+    if val_fraction + test_fraction >= 1.0:
+        raise click.UsageError("--val-fraction + --test-fraction must be below 1")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise click.UsageError(f"{out} is not empty; pass --overwrite to replace the dataset there")
+    common = {"group_by": group_by, "group_csv": group_csv, "limit": limit, "bad_labels": bad_labels}
+    try:
+        if from_yolo:
+            build = read_yolo(from_yolo, names=_names(names), **common)
+        elif from_coco:
+            build = read_coco(from_coco, images_dir, **common)
+        elif from_voc:
+            build = read_voc(from_voc, images_dir=images_dir, names=_names(names), **common)
+        elif from_deeppcb:
+            build = read_deeppcb(from_deeppcb, deeppcb_mode, **common)
+        else:
+            splits_ = tuple(s.strip() for s in pictor_splits.split(",") if s.strip())
+            build = read_pictor(from_pictor, pictor_approach, splits_, **common)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    if not build.samples:
+        for issue in build.issues[:20]:
+            click.echo(f"  {issue}", err=True)
+        raise click.ClickException(f"no usable images ({len(build.issues)} issue(s))")
+    splits = split_by_group(build.samples, val_fraction, seed, test_fraction)
+    manifest = write_yolo(build, out, splits, copy_mode=copy_mode, overwrite=overwrite)
+
+    n_img = sum(manifest["images"].values())
+    n_box = sum(sum(b.values()) for b in manifest["boxes"].values())
+    click.echo(f"wrote {n_img} images ({n_box} boxes, {len(build.class_names)} classes) to {out.resolve()}")
+    click.echo(f"  split by group ({build.group_rule}), seed {seed}")
+    for sp, n in manifest["images"].items():
+        per_class = ", ".join(f"{c} {k}" for c, k in manifest["boxes"][sp].items())
+        click.echo(f"  {sp:5s} {n:6d} images ({manifest['background_images'][sp]} background, "
+                   f"{len(manifest['groups'][sp])} groups): {per_class}")
+    for note in build.notes:
+        click.echo(f"  note: {note}")
+    issues_path = (out / "issues.txt").resolve()
+    click.echo(f"  issues: {len(build.issues)} (see {issues_path})")
+    if build.issues:
+        for issue in build.issues[:5]:
+            click.echo(f"    {issue}")
+        if len(build.issues) > 5:
+            click.echo(f"    ... {len(build.issues) - 5} more in issues.txt")
+    if coco:
+        for sp in manifest["images"]:
+            export_coco(out, out / "coco" / f"{sp}.json", sp)
+        click.echo(f"  coco: {(out / 'coco').resolve()}/{{{','.join(manifest['images'])}}}.json")
+    click.echo(f"  content hash: {manifest['content_hash']}")
+    click.echo(f"  data: {(out / 'data.yaml').resolve()}")
