@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
-from collections import Counter
 from pathlib import Path
 
 import click
@@ -76,63 +74,43 @@ def config_schema(output: str | None) -> None:
               help="Station config (default: the embedded wafer demo, station_configs/wafer-demo.yaml).")
 @click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
-def demo(config_path: str | None, max_frames: int | None, as_json: bool) -> None:
-    """Run the wafer demo: stream the synthetic wafer line of the demo config and summarise it.
+@click.option("--registry", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Model registry folder (default: $INSPECTOR_REGISTRY, else the shipped models/).")
+def demo(config_path: str | None, max_frames: int | None, as_json: bool, registry: Path | None) -> None:
+    """Run the wafer demo: inspect the synthetic wafer line of the demo config and summarise it.
 
-    The config is validated and stored by hash in the data folder (INSPECTOR_DATA overrides it).
+    Every die gets one decision (pass / fail / review, or error), every wafer a die map and its
+    spatial signature. The config is validated and stored by hash in the data folder
+    (INSPECTOR_DATA overrides it).
     """
     from inspector.config import config_hash, default_config_path, resolve_data_dir, snapshot_config
-    from inspector.station.sources import build_sources
+    from inspector.station.demo import run_demo
 
     cfg = _load(config_path or default_config_path())
     data_dir = resolve_data_dir(cfg)
     data_dir.mkdir(parents=True, exist_ok=True)
     snap = snapshot_config(cfg, data_dir)
-    sources = build_sources(cfg)
-    frames = 0
-    lots: set[str] = set()
-    wafers: dict[str, str] = {}
-    truth = Counter()
-    class_names = cfg.models[0].class_names
-    t0 = time.monotonic()
-    for src in sources:
-        try:
-            for frame in src.frames():
-                frames += 1
-                lots.add(str(frame.context.get("lot")))
-                wafers[str(frame.context.get("wafer"))] = str(frame.context.get("wafer_signature"))
-                gt = src.ground_truth(frame.frame_id) if hasattr(src, "ground_truth") else None
-                if gt is not None:
-                    truth.update(class_names[c] for c in gt.class_id.tolist())
-                if max_frames is not None and frames >= max_frames:
-                    break
-        finally:
-            src.close()
-        if max_frames is not None and frames >= max_frames:
-            break
-    elapsed = time.monotonic() - t0
-    summary = {
-        "station": cfg.station.id,
-        "config_hash": config_hash(cfg),
-        "config_snapshot": str(snap),
-        "data_dir": str(data_dir),
-        "frames": frames,
-        "lots": len(lots),
-        "wafers": {w: {"signature": s} for w, s in sorted(wafers.items())},
-        "ground_truth_defects": dict(sorted(truth.items())),
-        "capture_fps": round(frames / elapsed, 1) if elapsed > 0 else None,
-        "inspected": False,
-        "note": "capture only: the station pipeline and the shipped wafer model are not part of this build yet",
-    }
+    summary = run_demo(cfg, config_hash(cfg), max_frames=max_frames, registry_root=registry)
+    summary.update({"config_snapshot": str(snap), "data_dir": str(data_dir)})
     if as_json:
         click.echo(json.dumps(summary))
         return
     click.echo(f"Station {summary['station']}  config {summary['config_hash'][:12]}  data {data_dir}")
-    click.echo(f"{frames} dies from {len(lots)} lot(s), {len(wafers)} wafer(s), {summary['capture_fps']} frames/s captured")
-    for w, s in sorted(wafers.items()):
-        click.echo(f"  {w}: signature {s}")
-    click.echo("ground-truth defects: " + (", ".join(f"{k} {v}" for k, v in sorted(truth.items())) or "none"))
-    click.echo(summary["note"])
+    if not summary["inspected"]:
+        click.echo(f"NOT INSPECTED: {summary['note']}")
+    click.echo(f"{summary['frames']} dies from {summary['lots']} lot(s), {len(summary['wafers'])} wafer(s) in "
+               f"{summary['seconds']:.1f} s ({summary['throughput_fps']} dies/s)")
+    if summary["inspected"]:
+        v = summary["verdicts"]
+        click.echo("verdicts: " + ", ".join(f"{k} {n}" for k, n in v.items()))
+        lat = summary["latency_ms"]
+        click.echo(f"latency per die: p50 {lat['p50']} ms, p99 {lat['p99']} ms  (models {summary['model_set']})")
+    for w, info in summary["wafers"].items():
+        line = f"  {w}: truth {info['truth_signature']}"
+        if "verdict" in info:
+            line += (f" | found {info['signature']} | wafer {info['verdict']} | dies "
+                     + ", ".join(f"{k} {n}" for k, n in info["dies"].items()))
+        click.echo(line)
 
 
 if __name__ == "__main__":

@@ -56,9 +56,17 @@ def test_config_check_ok_and_errors(tmp_path):
 
 def test_demo_json_summary(tmp_path, monkeypatch):
     monkeypatch.setenv("INSPECTOR_DATA", str(tmp_path / "data"))
-    r = CliRunner().invoke(main, ["demo", "--json", "--max-frames", "12"])
+    r = CliRunner().invoke(main, ["demo", "--json", "--max-frames", "12", "--registry", str(tmp_path / "empty")])
     assert r.exit_code == 0, r.output
     s = json.loads(r.output)
     assert s["frames"] == 12 and s["station"] == "wafer-demo" and s["lots"] == 1
+    assert set(s["verdicts"]) == {"pass", "fail", "review", "error", "not_inspected"}
+    assert {"decisions", "throughput_fps", "db", "inspected"} <= set(s)
     assert s["data_dir"] == str(tmp_path / "data")
     assert (tmp_path / "data" / "configs" / f"{s['config_hash']}.json").exists()
+
+
+def test_demo_without_a_model_says_it_did_not_inspect(tmp_path, monkeypatch):
+    monkeypatch.setenv("INSPECTOR_DATA", str(tmp_path / "data"))
+    r = CliRunner().invoke(main, ["demo", "--max-frames", "3", "--registry", str(tmp_path / "empty")])
+    assert r.exit_code == 0 and "NOT INSPECTED" in r.output and "wafer-demo" in r.output
