@@ -95,9 +95,12 @@ def train_cmd(data: Path, model: str, imgsz: int, epochs: int, batch: int, seed:
 def _register_commands() -> None:
     """Sub-commands that live in their own modules (one module per area)."""
     from training.commands.dataset import dataset
+    from training.commands.evaluate_export import evaluate, export
     from training.commands.registry_cmds import add_registry_commands
 
     main.add_command(dataset)
+    main.add_command(evaluate)
+    main.add_command(export)
     add_registry_commands(main)
 
 
