@@ -25,6 +25,7 @@ import cv2
 
 from inspector.capture.synthetic import CLASS_NAMES, GENERATOR_VERSION, SyntheticWaferLine
 from inspector.core.detections import Detections
+from training.datasets import dataset_content_hash
 
 # Dataset mode: more defective dies than a production line and a class mix tuned so that every
 # class holds a fair share of the boxes (edge chips can only sit on edge dies, about half of
@@ -193,12 +194,14 @@ def write_yolo_dataset(
         "boxes": counts,
         "class_share": {c: round(total[c] / n_boxes, 4) if n_boxes else 0.0 for c in CLASS_NAMES},
         "wafers": {sp: [{"wafer": w, "signature": s} for w, s in sorted(ws.items())] for sp, ws in wafers.items()},
+        # same definition as `inspector-train dataset`, so evaluations and the registry name this set alike
+        "content_hash": dataset_content_hash(out, CLASS_NAMES),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return {
         "out": str(out.resolve()), "data_yaml": str(yaml_path.resolve()), "images": n_img, "clean_images": clean,
         "boxes": counts, "class_share": manifest["class_share"], "seconds": round(elapsed, 2),
-        "wafers": {sp: len(ws) for sp, ws in wafers.items()},
+        "wafers": {sp: len(ws) for sp, ws in wafers.items()}, "content_hash": manifest["content_hash"],
     }
 
 

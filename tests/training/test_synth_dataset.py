@@ -170,3 +170,13 @@ def test_bad_arguments(tmp_path: Path) -> None:
         write_yolo_dataset(tmp_path, images=0, seed=1)
     with pytest.raises(ValueError):
         write_yolo_dataset(tmp_path, images=5, seed=1, val_fraction=1.0)
+
+
+def test_manifest_carries_the_content_hash_of_what_was_written(tmp_path):
+    from training.datasets import dataset_content_hash
+    from training.synth import write_yolo_dataset
+
+    s = write_yolo_dataset(tmp_path / "d", 6, seed=5, die_px=96, workers=1)
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert manifest["content_hash"] == s["content_hash"] == dataset_content_hash(tmp_path / "d")
+    assert manifest["content_hash"].startswith("sha256:")
