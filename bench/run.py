@@ -29,9 +29,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-os.environ.setdefault("YOLO_OFFLINE", "1")
-os.environ.setdefault("YOLO_AUTOINSTALL", "False")
-os.environ.setdefault("YOLO_CONFIG_DIR", str(REPO / ".yolo"))
+
+import training.ultralytics_env  # noqa: E402,F401  (offline ultralytics settings before it loads)
 
 from bench import bench_fusion  # noqa: E402
 from inspector.capture.synthetic import CLASS_NAMES, SyntheticWaferLine, render_field  # noqa: E402

@@ -10,9 +10,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
-os.environ.setdefault("YOLO_OFFLINE", "1")
-os.environ.setdefault("YOLO_AUTOINSTALL", "False")
-os.environ.setdefault("YOLO_CONFIG_DIR", str(REPO / ".yolo"))
+import training.ultralytics_env  # noqa: E402,F401  (offline ultralytics settings, one definition)
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 

@@ -6,7 +6,6 @@ Random weights say nothing about accuracy; they serve shape, batch, provider, in
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-os.environ.setdefault("YOLO_OFFLINE", "1")
-os.environ.setdefault("YOLO_AUTOINSTALL", "False")
-os.environ.setdefault("YOLO_CONFIG_DIR", str(REPO / ".yolo"))
 
 CLASS_NAMES = ("scratch", "particle", "pit", "stain", "crack")
 IMGSZ = 320
