@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from inspector import __version__
+from inspector.cli_db import db
 
 
 def _load(path: str | Path):
@@ -111,6 +112,9 @@ def demo(config_path: str | None, max_frames: int | None, as_json: bool, registr
             line += (f" | found {info['signature']} | wafer {info['verdict']} | dies "
                      + ", ".join(f"{k} {n}" for k, n in info["dies"].items()))
         click.echo(line)
+
+
+main.add_command(db)  # `inspector db ...` lives in its own module
 
 
 if __name__ == "__main__":

@@ -69,18 +69,29 @@ def synth(out: Path, images: int, seed: int, die_px: int, val_fraction: float, w
 @click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True,
               help="Folder holding run folders.")
 @click.option("--name", default="train", show_default=True, help="Run folder name under --project.")
+@click.option("--time-hours", type=click.FloatRange(min=0.01), default=None,
+              help="Wall-clock budget in hours: overrides --epochs and fits the learning-rate schedule to it.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Any other ultralytics training argument, e.g. --set flipud=0.5 (repeatable).")
 @click.option("--resume", is_flag=True, help="Resume the interrupted run --project/--name from its last.pt.")
 def train_cmd(data: Path, model: str, imgsz: int, epochs: int, batch: int, seed: int, device: str, patience: int,
-              workers: int, project: Path, name: str, resume: bool) -> None:
+              workers: int, project: Path, name: str, time_hours: float | None, overrides: tuple[str, ...],
+              resume: bool) -> None:
     """Train a detector with ultralytics, offline; results, plots and logs go to PROJECT/NAME.
 
     Models are built from YAML (no pretrained download) or fine-tuned from a local .pt. Progress is
     printed per epoch; an interrupted run continues with --resume.
     """
-    from training.train import TrainError, TrainSpec, train
+    from training.train import TrainError, TrainSpec, parse_overrides, train
 
+    try:
+        extra = parse_overrides(overrides)
+    except TrainError as e:
+        raise click.BadParameter(str(e), param_hint="--set") from None
+    if time_hours is not None:
+        extra["time"] = time_hours
     spec = TrainSpec(data=data, model=model, imgsz=imgsz, epochs=epochs, batch=batch, seed=seed, device=device,
-                     patience=patience, workers=workers, project=project, name=name)
+                     patience=patience, workers=workers, project=project, name=name, extra=extra)
     try:
         result = train(spec, resume=resume)
     except TrainError as e:

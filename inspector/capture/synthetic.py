@@ -44,7 +44,7 @@ CLASS_NAMES: tuple[str, ...] = ("particle", "scratch", "residue", "pattern", "ed
 CLASS_ID: dict[str, int] = {n: i for i, n in enumerate(CLASS_NAMES)}
 SIGNATURES: tuple[str, ...] = ("random", "cluster", "edge_ring", "scratch_line")
 # Bump when pixels or boxes for a given seed change (written into dataset manifests).
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"  # 1.1: wider scratches, larger pattern defects (visible at 320 px)
 
 MIN_BOX_PX = 6  # a defect thinner than this after clipping is not drawn (and so not labelled)
 _ALPHA_CUT = 0.06  # alpha below this is set to 0: the drawn extent and the box are the same set
@@ -588,7 +588,8 @@ def _sample_spec(rng: np.random.Generator, kind: str, surf: _Surface, s: float,
             vis = np.clip(pts, 0, (w - 1, h - 1))
             if np.ptp(vis[:, 0]) >= 12 * s + 4 and np.ptp(vis[:, 1]) >= 12 * s + 4:
                 break
-        width = max(1.0, s * float(rng.uniform(1.3, 2.8)))
+        # At least 2 px: a 1 px line vanishes under the detector's down-sampling and augmentation.
+        width = max(2.0, s * float(rng.uniform(3.5, 6.0)))
         return DefectSpec("scratch", float(cx), float(cy), length, seed, tuple(map(tuple, pts.tolist())),
                           width, bool(rng.random() < 0.7))
     if kind == "edge_chip":
@@ -615,15 +616,21 @@ def _sample_spec(rng: np.random.Generator, kind: str, surf: _Surface, s: float,
         f = surf.features[idx]
         horizontal = (f[2] - f[0]) >= (f[3] - f[1])
         span = (f[2] - f[0]) if horizontal else (f[3] - f[1])
-        length = min(float(span), s * float(rng.uniform(24, 80)))
+        length = min(float(span), s * float(rng.uniform(48, 120)))
         lo = (f[0] if horizontal else f[1]) + length / 2
         hi = (f[2] if horizontal else f[3]) - length / 2
         pos = float(rng.uniform(lo, hi)) if hi > lo else float(lo)
         x, y = (pos, (f[1] + f[3]) / 2) if horizontal else ((f[0] + f[2]) / 2, pos)
         return DefectSpec("pattern", x, y, length, seed, variant="missing", index=idx)
-    idx = _pick(rng, surf.gaps[:, :2] * 0.5 + surf.gaps[:, 2:4] * 0.5, near)
-    g = surf.gaps[idx]
-    wid = s * float(rng.uniform(12, 26))
+    # Bridges only across gaps wide enough for one that stays visible at the smallest die size.
+    g_all = surf.gaps
+    room = np.where(g_all[:, 4] == 0, g_all[:, 2] - g_all[:, 0], g_all[:, 3] - g_all[:, 1])
+    usable = np.flatnonzero(room >= 20 * s)
+    if not len(usable):
+        usable = np.arange(len(g_all))
+    idx = int(usable[_pick(rng, g_all[usable, :2] * 0.5 + g_all[usable, 2:4] * 0.5, near)])
+    g = g_all[idx]
+    wid = s * float(rng.uniform(18, 34))
     if g[4] == 0:
         wid = min(wid, g[2] - g[0] - 4)
         x = float(rng.uniform(g[0] + wid / 2 + 2, g[2] - wid / 2 - 2))
@@ -1042,7 +1049,7 @@ class SyntheticWaferLine:
             half = math.sqrt(r * r - off * off)
             t0, t1 = -half * float(rng.uniform(0.8, 1.0)), half * float(rng.uniform(0.8, 1.0))
             p0, p1 = nrm * off + d_ * t0, nrm * off + d_ * t1
-            width = max(1.0, float(rng.uniform(1.6, 2.8)) * self.die_px / 640)
+            width = max(2.0, float(rng.uniform(3.5, 6.0)) * self.die_px / 640)
             bright = bool(rng.random() < 0.7)
             params = {"p0_mm": tuple(map(float, p0)), "p1_mm": tuple(map(float, p1)), "width_px": width,
                       "bright": bright}

@@ -1,0 +1,274 @@
+"""The SQLite schema, its numbered migrations, connections and small idempotent writes.
+
+Migrations are a list of SQL scripts; ``PRAGMA user_version`` holds how many have been applied.
+Opening an older database applies the missing ones (each in its own transaction); a database
+written by a newer Inspector is refused with a clear error rather than misread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from inspector.store import audit
+from inspector.store.audit import canonical_json, iso_utc
+
+__all__ = [
+    "MIGRATIONS", "SchemaTooNewError", "StoreError", "canonical_json", "end_run", "ensure_station",
+    "insert_config", "insert_model", "insert_run", "iso_utc", "migrate", "open_db", "schema_version",
+    "transaction",
+]
+
+_APPEND_ONLY = ("decisions", "reviews", "audit")
+
+# Triggers are a first line of defence only: audit.verify never relies on them.
+_TRIGGERS = "\n".join(
+    f"CREATE TRIGGER {t}_no_update BEFORE UPDATE ON {t} BEGIN SELECT RAISE(ABORT, '{t}: rows are append-only'); END;\n"
+    f"CREATE TRIGGER {t}_no_delete BEFORE DELETE ON {t} BEGIN SELECT RAISE(ABORT, '{t}: rows are append-only'); END;"
+    for t in _APPEND_ONLY
+)
+
+MIGRATIONS: list[str] = [
+    # 1: the traceable decision record.
+    """
+    CREATE TABLE stations (
+        id TEXT PRIMARY KEY,
+        name TEXT,
+        domain TEXT,
+        created TEXT NOT NULL
+    );
+    CREATE TABLE configs (
+        hash TEXT PRIMARY KEY,
+        text TEXT NOT NULL,
+        created TEXT NOT NULL
+    );
+    CREATE TABLE models (
+        sha256 TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        path TEXT,
+        created TEXT NOT NULL
+    );
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        station_id TEXT NOT NULL REFERENCES stations(id),
+        started TEXT NOT NULL,
+        ended TEXT,
+        config_hash TEXT,
+        model_set_version TEXT
+    );
+    CREATE TABLE frames (
+        id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        station_id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        t_utc TEXT NOT NULL,
+        image_sha256 TEXT,
+        image_path TEXT,                 -- relative to the image root
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        context TEXT NOT NULL DEFAULT '{}',
+        lot TEXT, wafer TEXT, die_x INTEGER, die_y INTEGER, camera TEXT, zone TEXT
+    );
+    CREATE INDEX frames_t ON frames(t_utc);
+    CREATE INDEX frames_lot_wafer ON frames(lot, wafer);
+    CREATE INDEX frames_camera_zone ON frames(camera, zone);
+    CREATE INDEX frames_run ON frames(run_id);
+    CREATE TABLE detections (
+        frame_id TEXT NOT NULL REFERENCES frames(id),
+        model_index INTEGER NOT NULL,    -- -1: the fused / kept set; else the ensemble member
+        idx INTEGER NOT NULL,
+        x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL,
+        score REAL NOT NULL,
+        class_id INTEGER NOT NULL,
+        class_name TEXT,
+        support INTEGER NOT NULL,        -- bitmask of the members that backed the box
+        PRIMARY KEY (frame_id, model_index, idx)
+    ) WITHOUT ROWID;
+    CREATE INDEX detections_class ON detections(class_name, model_index);
+    CREATE TABLE decisions (
+        frame_id TEXT PRIMARY KEY REFERENCES frames(id),
+        verdict TEXT NOT NULL CHECK (verdict IN ('pass', 'fail', 'review', 'error', 'not_inspected')),
+        reasons TEXT NOT NULL,           -- JSON list with rule ids
+        model_set_version TEXT NOT NULL,
+        config_hash TEXT NOT NULL,
+        t_decided TEXT NOT NULL,
+        error TEXT,
+        extras TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX decisions_verdict ON decisions(verdict);
+    CREATE TABLE reviews (
+        id INTEGER PRIMARY KEY,
+        frame_id TEXT NOT NULL REFERENCES frames(id),
+        user TEXT NOT NULL,
+        t TEXT NOT NULL,
+        action TEXT NOT NULL,            -- accept / reject_false_alarm / change_class / relabel
+        verdict TEXT,
+        labels TEXT,                     -- corrected labels, JSON
+        note TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX reviews_frame ON reviews(frame_id);
+    CREATE TABLE incidents (
+        id INTEGER PRIMARY KEY,
+        frame_id TEXT REFERENCES frames(id),
+        kind TEXT NOT NULL,
+        zone TEXT,
+        camera TEXT,
+        t TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT 'open'
+    );
+    CREATE INDEX incidents_frame ON incidents(frame_id);
+    CREATE INDEX incidents_t ON incidents(t);
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        t TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        entity TEXT NOT NULL,            -- table name (or event kind)
+        entity_id TEXT NOT NULL,
+        payload_sha256 TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE INDEX audit_entity ON audit(entity, entity_id);
+    """ + _TRIGGERS,
+    # 2: image retention marks pruned frames (their row and hash stay; the file is gone).
+    """
+    ALTER TABLE frames ADD COLUMN image_pruned INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX frames_image ON frames(image_sha256);
+    CREATE INDEX decisions_t ON decisions(t_decided);
+    """,
+]
+
+
+class StoreError(Exception):
+    """A store operation failed; the message says what and which record."""
+
+
+class SchemaTooNewError(StoreError):
+    """The database was written by a newer Inspector than this one."""
+
+
+# --------------------------------------------------------------------------------------------
+# Connections and migrations
+# --------------------------------------------------------------------------------------------
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection) -> tuple[int, int]:
+    """Apply the pending migrations; returns (version before, version after)."""
+    before = schema_version(conn)
+    if before > len(MIGRATIONS):
+        raise SchemaTooNewError(
+            f"database schema version {before} is newer than this Inspector understands (up to {len(MIGRATIONS)}); "
+            "upgrade Inspector to open it")
+    for number in range(before + 1, len(MIGRATIONS) + 1):
+        # executescript commits any open transaction first; ours opens its own, so a failing script
+        # leaves the database at the previous version, never half-migrated.
+        try:
+            conn.executescript(f"BEGIN IMMEDIATE;\n{MIGRATIONS[number - 1]}\nPRAGMA user_version = {number};\nCOMMIT;")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    return before, len(MIGRATIONS)
+
+
+def open_db(path: str | Path, *, create: bool = True, timeout_s: float = 30.0,
+            check_same_thread: bool = True) -> sqlite3.Connection:
+    """Open (and upgrade) a store database.
+
+    WAL (readers never block the writer), foreign keys on, ``synchronous=FULL`` (a committed
+    decision survives a power cut), autocommit mode: callers use :func:`transaction`.
+    ``create=False`` refuses a missing file instead of creating an empty database.
+    """
+    path = Path(path)
+    if not create and not path.is_file():
+        raise FileNotFoundError(f"no Inspector database at {path}")
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None, check_same_thread=check_same_thread)
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"{path}: cannot switch the database to WAL mode (got {mode})")
+        conn.execute("PRAGMA synchronous = FULL")
+        migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error). IMMEDIATE takes the write lock up front, so
+    the audit chain's head read inside is the head the row will follow."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+# --------------------------------------------------------------------------------------------
+# Idempotent writes (call inside a transaction)
+# --------------------------------------------------------------------------------------------
+
+
+def ensure_station(conn: sqlite3.Connection, station_id: str, name: str | None = None,
+                   domain: str | None = None) -> None:
+    conn.execute("INSERT OR IGNORE INTO stations (id, name, domain, created) VALUES (?, ?, ?, ?)",
+                 (station_id, name, domain, iso_utc()))
+
+
+def insert_run(conn: sqlite3.Connection, run_id: str, station_id: str, *, started: datetime | None = None,
+               config_hash: str | None = None, model_set_version: str | None = None,
+               actor: str = "station") -> bool:
+    """Record a run start once; returns True when it was new (and audited)."""
+    ensure_station(conn, station_id)
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO runs (id, station_id, started, config_hash, model_set_version) VALUES (?, ?, ?, ?, ?)",
+        (run_id, station_id, iso_utc(started), config_hash, model_set_version))
+    if cur.rowcount:
+        audit.append(conn, actor=actor, action="run.start", entity="runs", entity_id=run_id)
+    return bool(cur.rowcount)
+
+
+def end_run(conn: sqlite3.Connection, run_id: str, *, ended: datetime | None = None, actor: str = "station") -> None:
+    cur = conn.execute("UPDATE runs SET ended = ? WHERE id = ?", (iso_utc(ended), run_id))
+    if not cur.rowcount:
+        raise StoreError(f"run {run_id!r} is not recorded; cannot end it")
+    audit.append(conn, actor=actor, action="run.end", entity="runs", entity_id=run_id)
+
+
+def insert_config(conn: sqlite3.Connection, config_hash: str, text: str, *, actor: str = "station") -> bool:
+    """Store a config by hash once (a config change is audited); True when it was new."""
+    cur = conn.execute("INSERT OR IGNORE INTO configs (hash, text, created) VALUES (?, ?, ?)",
+                       (config_hash, text, iso_utc()))
+    if cur.rowcount:
+        audit.append(conn, actor=actor, action="config.add", entity="configs", entity_id=config_hash)
+    return bool(cur.rowcount)
+
+
+def insert_model(conn: sqlite3.Connection, sha256: str, name: str, version: str, path: str | None,
+                 *, actor: str = "station") -> bool:
+    """Store a model by sha256 once; True when it was new (and audited)."""
+    cur = conn.execute("INSERT OR IGNORE INTO models (sha256, name, version, path, created) VALUES (?, ?, ?, ?, ?)",
+                       (sha256, name, version, path, iso_utc()))
+    if cur.rowcount:
+        audit.append(conn, actor=actor, action="model.add", entity="models", entity_id=sha256)
+    return bool(cur.rowcount)
