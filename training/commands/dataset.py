@@ -1,12 +1,18 @@
-"""`inspector-train dataset`: build a YOLO dataset (and COCO JSON) from labelled folders."""
+"""`inspector-train dataset`: build a YOLO dataset (and COCO JSON) from labelled folders or from the
+operator-confirmed reviews in a station's store (``--from-db``, see training/from_db.py)."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-_SOURCES = ("from_yolo", "from_coco", "from_voc", "from_deeppcb", "from_pictor")
+if TYPE_CHECKING:
+    from training.from_db import DbExport
+
+_SOURCES = ("from_yolo", "from_coco", "from_voc", "from_deeppcb", "from_pictor", "from_db")
 
 
 def _names(value: str | None) -> list[str] | None:
@@ -26,7 +32,8 @@ def _names(value: str | None) -> list[str] | None:
 @click.option("--from-coco", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A COCO detection JSON file (needs --images).")
 @click.option("--images", "images_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Folder the COCO file_name entries (or VOC <filename>s) are relative to.")
+              help="Folder the COCO file_name entries (or VOC <filename>s) are relative to; with --from-db the "
+                   "image store root (default: images/ beside the database).")
 @click.option("--from-voc", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A folder of Pascal VOC XML files (images beside them, in JPEGImages/, or in --images).")
 @click.option("--from-deeppcb", type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -40,13 +47,25 @@ def _names(value: str | None) -> list[str] | None:
               help="01: hat, vest, worker boxes. 02: one box per worker with W, WH, WV, WHV.")
 @click.option("--pictor-splits", default="train,valid", show_default=True,
               help="Comma-separated Pictor label splits to pool before the group split.")
+@click.option("--from-db", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A station's store database (SQLite): export the frames operators confirmed by review "
+                   "(the latest review of each frame; unreviewed frames are left out). accept: the station's "
+                   "kept detections; reject_false_alarm: an empty label file (a negative) except the boxes its "
+                   "labels keep; change_class and relabel: the review's labels are the frame's full set. Labels: "
+                   '[{"class": name, "xyxy": [x0, y0, x1, y1]}] in original image pixels. Writes provenance.jsonl '
+                   "(image -> frame, review id, reviewer, action, time).")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="With --from-db: the station config whose models' class_names give the dataset's class names "
+                   "and order (default: the named classes in the database, sorted by class id).")
 @click.option("--names", "names", default=None,
               help="Class names (comma-separated, or a file with one per line) for YOLO / VOC sources that "
-                   "carry none, or to replace theirs (same order as the class ids).")
+                   "carry none, or to replace theirs (same order as the class ids); with --from-db the dataset's "
+                   "class names and order (overrides --config).")
 @click.option("--group-by", default="auto", show_default=True,
               help="Split unit: auto (the source's natural unit) | none (each image) | parent (folder name) | "
                    "similar (near-duplicate clusters) | regex:<pattern with (?P<g>...)> on the relative path | "
-                   "column:<name> of a CSV sidecar.")
+                   "column:<name> of a CSV sidecar. With --from-db: auto (lot when every frame has one, else "
+                   "camera-day) | lot | wafer | camera-day | none.")
 @click.option("--group-csv", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="CSV for --group-by column:<name>, with a 'file' column (default: groups.csv in the source folder).")
 @click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.2, show_default=True,
@@ -57,8 +76,10 @@ def _names(value: str | None) -> list[str] | None:
               help="Split seed: the same seed and data give the same split.")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Keep only the first N groups (sha256 order of the group name) for a quick, small build.")
-@click.option("--copy-mode", type=click.Choice(["link", "copy"]), default="link", show_default=True,
-              help="link: hard-link source images (symlink across file systems); copy: copy them.")
+@click.option("--copy-mode", type=click.Choice(["link", "copy"]), default=None,
+              help="link: hard-link source images (symlink across file systems); copy: copy them. Default: link, "
+                   "but copy with --from-db (a link into the image store would let a dataset edit change the "
+                   "stored evidence).")
 @click.option("--bad-labels", type=click.Choice(["image", "box"]), default="image", show_default=True,
               help="image: exclude an image with any bad label; box: drop only the bad boxes. Both are reported.")
 @click.option("--coco", is_flag=True, help="Also write COCO JSON per split to OUT/coco/<split>.json.")
@@ -66,14 +87,24 @@ def _names(value: str | None) -> list[str] | None:
               help="Replace a dataset already in OUT (only the files this command writes).")
 def dataset(out: Path, from_yolo: Path | None, from_coco: Path | None, images_dir: Path | None,
             from_voc: Path | None, from_deeppcb: Path | None, deeppcb_mode: str, from_pictor: Path | None,
-            pictor_approach: str, pictor_splits: str, names: str | None, group_by: str, group_csv: Path | None,
-            val_fraction: float, test_fraction: float, seed: int, limit: int | None, copy_mode: str,
-            bad_labels: str, coco: bool, overwrite: bool) -> None:
+            pictor_approach: str, pictor_splits: str, from_db: Path | None, config_path: Path | None,
+            names: str | None, group_by: str, group_csv: Path | None, val_fraction: float, test_fraction: float,
+            seed: int, limit: int | None, copy_mode: str | None, bad_labels: str, coco: bool,
+            overwrite: bool) -> None:
     """Build a YOLO-format dataset in OUT from one labelled source.
 
     Sources: a YOLO dataset, COCO JSON, Pascal VOC XML, DeepPCB or Pictor-PPE. Labels are
     validated: bad ones (out-of-range coordinates, unknown classes, malformed lines, missing,
     empty or unreadable images) are excluded and listed with file and line in OUT/issues.txt.
+
+    Or --from-db DB: the labels operators confirmed in a station's store. Only the latest
+    review of a frame counts; unreviewed frames are not exported. accept: the station's kept
+    detections are the labels. reject_false_alarm: a negative (empty label file), except the
+    boxes the review's labels keep. change_class, relabel: the review's labels are the full set
+    of boxes. Labels are [{"class": name, "xyxy": [x0, y0, x1, y1]}] in pixels of the original
+    image. Bad labels (unknown class, outside the image, zero size) and unusable images
+    (pruned, missing, changed) are listed with frame and review id in OUT/issues.txt;
+    OUT/provenance.jsonl maps every exported image to its review.
 
     The split is by group (lot / wafer, board, camera / day, near-duplicate cluster; see
     --group-by), never by frame, and deterministic for a seed. OUT/manifest.json records the
@@ -83,10 +114,15 @@ def dataset(out: Path, from_yolo: Path | None, from_coco: Path | None, images_di
     from training.datasets import export_coco, split_by_group, write_yolo
     from training.importers import read_coco, read_deeppcb, read_pictor, read_voc, read_yolo
 
-    given = [k for k, v in zip(_SOURCES, (from_yolo, from_coco, from_voc, from_deeppcb, from_pictor)) if v]
+    given = [k for k, v in zip(_SOURCES, (from_yolo, from_coco, from_voc, from_deeppcb, from_pictor, from_db)) if v]
     if len(given) != 1:
         raise click.UsageError("give exactly one of --from-yolo, --from-coco, --from-voc, --from-deeppcb, "
-                               f"--from-pictor (got {len(given)})")
+                               f"--from-pictor, --from-db (got {len(given)})")
+    if config_path and not from_db:
+        raise click.UsageError("--config goes with --from-db (it gives the class names of the station's models)")
+    if from_db and group_csv:
+        raise click.UsageError("--group-csv does not apply to --from-db (groups come from the frames' lot, wafer, "
+                               "camera and capture day)")
     if from_coco and images_dir is None:
         raise click.UsageError("--from-coco needs --images DIR")
     if val_fraction + test_fraction >= 1.0:
@@ -94,8 +130,12 @@ def dataset(out: Path, from_yolo: Path | None, from_coco: Path | None, images_di
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise click.UsageError(f"{out} is not empty; pass --overwrite to replace the dataset there")
     common = {"group_by": group_by, "group_csv": group_csv, "limit": limit, "bad_labels": bad_labels}
+    db_export = None
     try:
-        if from_yolo:
+        if from_db:
+            db_export = _read_from_db(from_db, images_dir, config_path, names, group_by, limit, bad_labels)
+            build = db_export.build
+        elif from_yolo:
             build = read_yolo(from_yolo, names=_names(names), **common)
         elif from_coco:
             build = read_coco(from_coco, images_dir, **common)
@@ -113,7 +153,12 @@ def dataset(out: Path, from_yolo: Path | None, from_coco: Path | None, images_di
             click.echo(f"  {issue}", err=True)
         raise click.ClickException(f"no usable images ({len(build.issues)} issue(s))")
     splits = split_by_group(build.samples, val_fraction, seed, test_fraction)
-    manifest = write_yolo(build, out, splits, copy_mode=copy_mode, overwrite=overwrite)
+    if db_export is not None:
+        from training.from_db import write_db_dataset
+
+        manifest = write_db_dataset(db_export, out, splits, copy_mode=copy_mode or "copy", overwrite=overwrite)
+    else:
+        manifest = write_yolo(build, out, splits, copy_mode=copy_mode or "link", overwrite=overwrite)
 
     n_img = sum(manifest["images"].values())
     n_box = sum(sum(b.values()) for b in manifest["boxes"].values())
@@ -136,5 +181,33 @@ def dataset(out: Path, from_yolo: Path | None, from_coco: Path | None, images_di
         for sp in manifest["images"]:
             export_coco(out, out / "coco" / f"{sp}.json", sp)
         click.echo(f"  coco: {(out / 'coco').resolve()}/{{{','.join(manifest['images'])}}}.json")
+    if db_export is not None:
+        src = manifest["sources"][0]
+        click.echo(f"  reviews: {len(src['review_ids'])} exported of {src['frames_reviewed']} reviewed frame(s); "
+                   f"provenance: {(out / manifest['provenance']['file']).resolve()}")
     click.echo(f"  content hash: {manifest['content_hash']}")
     click.echo(f"  data: {(out / 'data.yaml').resolve()}")
+
+
+def _read_from_db(db: Path, images_dir: Path | None, config_path: Path | None, names: str | None, group_by: str,
+                  limit: int | None, bad_labels: str) -> DbExport:
+    """--from-db: class names from --names, else --config, else the database; then read the reviews."""
+    from training.from_db import class_names_from_config, read_db
+
+    class_names, names_from = _names(names), "--names"
+    if class_names is None and config_path is not None:
+        from inspector.config import ConfigError
+
+        try:
+            class_names, names_from = class_names_from_config(config_path), f"config {config_path}"
+        except ConfigError as e:
+            raise click.ClickException(f"invalid station config ({len(e.errors)} error(s)):\n{e}") from None
+    if class_names is None:
+        names_from = None
+    from inspector.store.db import SchemaTooNewError
+
+    try:
+        return read_db(db, images_root=images_dir, names=class_names, names_from=names_from,
+                       group_by=group_by, limit=limit, bad_labels=bad_labels)
+    except (SchemaTooNewError, sqlite3.DatabaseError) as e:
+        raise click.ClickException(f"{db}: not a readable Inspector database ({e})") from None
