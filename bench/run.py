@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 import training.ultralytics_env  # noqa: E402,F401  (offline ultralytics settings before it loads)
 
-from bench import bench_fusion  # noqa: E402
+from bench import bench_fusion, bench_shipped  # noqa: E402
 from inspector.capture.synthetic import CLASS_NAMES, SyntheticWaferLine, render_field  # noqa: E402
 from inspector.config import load_config  # noqa: E402
 from inspector.core.detections import Detections  # noqa: E402
@@ -228,7 +228,44 @@ def write_markdown(r: dict, path: Path) -> None:
         f"| fusion_speedup_vs_ensemble_boxes (WBF, 3 x 1000) | {r['fusion_speedup_vs_ensemble_boxes']} | >= 10 |",
         "",
     ]
+    lines += _shipped_markdown(r.get("shipped_model"))
     path.write_text("\n".join(lines))
+
+
+def _shipped_markdown(sm: dict | None) -> list[str]:
+    if not sm:
+        return ["## Shipped wafer-demo model", "", "Not registered on this checkout: section skipped.", ""]
+    out = ["## Shipped wafer-demo model", "", f"Model: {sm['model']}.", ""]
+    rt = sm.get("runtime")
+    if rt:
+        e = rt["end_to_end_ms"]
+        out += [
+            f"Per-stage latency at {rt['imgsz']} (ms), {rt['frames']} frames of synthetic dies:", "",
+            "| stage | p50 | p99 |", "| --- | --- | --- |",
+            *[f"| {k.replace('_ms', '')} | {v['p50']} | {v['p99']} |" for k, v in rt["stages_ms"].items()],
+            "", f"Overhead (pre + post / inference): {rt['overhead_fraction']}.", "",
+            "| runtime | p50 | p99 | Inspector's speed-up (median) |", "| --- | --- | --- | --- |",
+            f"| Inspector OnnxDetector | {e['inspector_onnx']['p50']} | {e['inspector_onnx']['p99']} | 1 |",
+            f"| ultralytics YOLO(model.onnx).predict | {e['ultralytics_onnx']['p50']} | "
+            f"{e['ultralytics_onnx']['p99']} | {rt['speedup_vs_ultralytics_onnx']}x |",
+            f"| ultralytics YOLO(weights.pt).predict | {e['ultralytics_pt']['p50']} | "
+            f"{e['ultralytics_pt']['p99']} | {rt['speedup_vs_ultralytics_pt']}x |", "",
+        ]
+    t = sm["tiled_4k"]
+    out += [f"4096x4096 wafer field, tiled ({t['tile']} px tiles, 20% overlap, batch {t['batch']}, {t['tiles']} "
+            f"tiles): p50 {t['end_to_end_ms']['p50']} ms, p99 {t['end_to_end_ms']['p99']} ms per image; "
+            f"{t['found_boxes']} boxes found for {t['truth_boxes']} true defects, recall at IoU 0.5 "
+            f"{t['recall_iou50']}.", ""]
+    q = sm["int8"]
+    out += [
+        f"INT8 against FP32 (ONNX Runtime static quantisation, {q['n_images']} fresh dies, interleaved):", "",
+        "| model | mAP50 | end to end p50 (ms) | inference p50 (ms) |", "| --- | --- | --- | --- |",
+        f"| FP32 | {q['fp32_map50']:.4f} | {q['fp32_ms']:.2f} | {q['fp32_infer_ms']:.2f} |",
+        f"| INT8 | {q['int8_map50']:.4f} | {q['int8_ms']:.2f} | {q['int8_infer_ms']:.2f} |", "",
+        f"Speed-up {q['speedup']:.2f}x end to end ({q['infer_speedup']:.2f}x inference), mAP50 lost "
+        f"{q['drop_points']:.2f} points: {'accepted' if q['accepted'] else 'refused'} ({q['reason']}).", "",
+    ]
+    return out
 
 
 def main() -> int:
@@ -236,6 +273,7 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=20, help="distinct 640 images")
     ap.add_argument("--rounds", type=int, default=3, help="passes over the images")
     ap.add_argument("--rounds-4k", type=int, default=3, help="timed passes over the 4k field")
+    ap.add_argument("--no-shipped", action="store_true", help="skip the shipped wafer-demo model section")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
     args = ap.parse_args()
 
@@ -247,6 +285,7 @@ def main() -> int:
     r4k = bench_4k(onnx, args.rounds_4k)
     fr = fusion_rules_3x100(500)
     fb = bench_fusion.run()
+    shipped = None if args.no_shipped else bench_shipped.run(args.rounds, args.frames, args.rounds_4k)
     results = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
@@ -260,6 +299,7 @@ def main() -> int:
         "tiled_4k": r4k,
         "fusion_rules_3x100": fr,
         "fusion": fb,
+        "shipped_model": shipped,
     }
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     write_markdown(results, args.out.with_name("RESULTS.md"))

@@ -70,48 +70,133 @@ def config_schema(output: str | None) -> None:
         click.echo(json.dumps(export_json_schema(), indent=2, sort_keys=True))
 
 
+_REGISTRY_HELP = "Model registry folder (default: $INSPECTOR_REGISTRY, else the shipped models/)."
+_DATA_HELP = "Data folder for the database, images and config snapshots (default: $INSPECTOR_DATA, " \
+             "else storage.data_dir of the config, else ./inspector-data)."
+
+
+def _run_station(cfg, *, max_frames: int | None, registry: Path | None, data_dir: Path | None,
+                 allow_no_model: bool) -> dict:
+    """Build and run a station to its end (or max_frames, or SIGINT / SIGTERM: a graceful stop)."""
+    from inspector.config import config_hash
+    from inspector.station.station import Station, StationError, stop_on_signals
+
+    try:
+        station = Station.from_config(cfg, config_hash(cfg), registry_root=registry, data_dir=data_dir,
+                                      allow_no_model=allow_no_model)
+        with stop_on_signals(station):
+            return station.run(max_frames)
+    except StationError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _fmt_ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f} ms"
+
+
+def _print_summary(s: dict) -> None:
+    click.echo(f"Station {s['station']}  run {s['run_id']}  config {s['config_hash'][:12]}  "
+               f"models {s['model_set_version']}")
+    if not s["inspected"]:
+        click.echo(f"NOT INSPECTED: {s['note']}")
+    unit = "dies" if s["dies"] else "frames"
+    fps = "-" if s["throughput_fps"] is None else f"{s['throughput_fps']:.1f}"
+    click.echo(f"{s['frames']} frames ({s['dies']} dies) from {s['lots']} lot(s), {len(s['wafers'])} wafer(s) in "
+               f"{s['seconds']:.1f} s ({fps} {unit}/s), {s['decisions']} decisions, {s['stored']} stored")
+    click.echo("verdicts: " + ", ".join(f"{k} {n}" for k, n in s["verdicts"].items()))
+    st = s["stages_ms"]
+    click.echo(f"latency per frame (capture -> stored): p50 {_fmt_ms(s['latency_ms']['p50'])}, "
+               f"p99 {_fmt_ms(s['latency_ms']['p99'])}; inference p50 {_fmt_ms(st['inference']['p50'])}, "
+               f"rules p50 {_fmt_ms(st['rules']['p50'])}")
+    if s["dropped"] or s["corrupt"]:
+        click.echo(f"dropped {s['dropped']} (monitoring: oldest frame dropped when behind), corrupt {s['corrupt']}")
+    for w, info in s["wafers"].items():
+        line = f"wafer {w}: truth {info.get('truth_signature') or '-'}"
+        if "verdict" in info:
+            line += (f" | found {info['signature']} | wafer {info['verdict']} | dies "
+                     + ", ".join(f"{k} {n}" for k, n in sorted(info["dies"].items())))
+        click.echo(line)
+        for row in info.get("map") or ():
+            click.echo("    " + row)
+    if any("map" in i for i in s["wafers"].values()):
+        click.echo("    (. pass  X fail  ? review  ! error  - not inspected)")
+    for err in s["errors"][-5:]:
+        click.echo(f"warning: {err}", err=True)
+    click.echo(f"database {s['db']}")
+
+
+def _finish(summary: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(summary, default=str))
+    else:
+        _print_summary(summary)
+    if not summary["complete"]:
+        raise click.ClickException(
+            f"run {summary['run_id']} did not complete cleanly (state {summary['state']}, "
+            f"{summary['verdicts']['not_inspected']} not inspected, {summary['store_failed']} store failure(s)); "
+            f"see {summary['summary_file'] or summary['db']}")
+
+
 @main.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Station config (default: the embedded wafer demo, station_configs/wafer-demo.yaml).")
-@click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")
+@click.option("--max-frames", type=click.IntRange(min=0), default=None, help="Stop after this many frames.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
-@click.option("--registry", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Model registry folder (default: $INSPECTOR_REGISTRY, else the shipped models/).")
-def demo(config_path: str | None, max_frames: int | None, as_json: bool, registry: Path | None) -> None:
+@click.option("--registry", type=click.Path(file_okay=False, path_type=Path), default=None, help=_REGISTRY_HELP)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help=_DATA_HELP)
+def demo(config_path: str | None, max_frames: int | None, as_json: bool, registry: Path | None,
+         data_dir: Path | None) -> None:
     """Run the wafer demo: inspect the synthetic wafer line of the demo config and summarise it.
 
-    Every die gets one decision (pass / fail / review, or error), every wafer a die map and its
-    spatial signature. The config is validated and stored by hash in the data folder
-    (INSPECTOR_DATA overrides it).
+    Every die gets one decision (pass / fail / review, or error), stored with the exact config
+    and model versions in the data folder's database; every wafer gets a die map and its spatial
+    signature. Without the shipped model every die is recorded as not inspected, and the demo
+    says so. Ctrl-C stops gracefully (every captured die is still recorded).
     """
-    from inspector.config import config_hash, default_config_path, resolve_data_dir, snapshot_config
+    from inspector.config import config_hash, default_config_path
     from inspector.station.demo import run_demo
+    from inspector.station.station import StationError
 
     cfg = _load(config_path or default_config_path())
-    data_dir = resolve_data_dir(cfg)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    snap = snapshot_config(cfg, data_dir)
-    summary = run_demo(cfg, config_hash(cfg), max_frames=max_frames, registry_root=registry)
-    summary.update({"config_snapshot": str(snap), "data_dir": str(data_dir)})
-    if as_json:
-        click.echo(json.dumps(summary))
-        return
-    click.echo(f"Station {summary['station']}  config {summary['config_hash'][:12]}  data {data_dir}")
-    if not summary["inspected"]:
-        click.echo(f"NOT INSPECTED: {summary['note']}")
-    click.echo(f"{summary['frames']} dies from {summary['lots']} lot(s), {len(summary['wafers'])} wafer(s) in "
-               f"{summary['seconds']:.1f} s ({summary['throughput_fps']} dies/s)")
-    if summary["inspected"]:
-        v = summary["verdicts"]
-        click.echo("verdicts: " + ", ".join(f"{k} {n}" for k, n in v.items()))
-        lat = summary["latency_ms"]
-        click.echo(f"latency per die: p50 {lat['p50']} ms, p99 {lat['p99']} ms  (models {summary['model_set']})")
-    for w, info in summary["wafers"].items():
-        line = f"  {w}: truth {info['truth_signature']}"
-        if "verdict" in info:
-            line += (f" | found {info['signature']} | wafer {info['verdict']} | dies "
-                     + ", ".join(f"{k} {n}" for k, n in info["dies"].items()))
-        click.echo(line)
+    try:
+        summary = run_demo(cfg, config_hash(cfg), max_frames=max_frames, registry_root=registry, data_dir=data_dir)
+    except StationError as e:
+        raise click.ClickException(str(e)) from None
+    _finish(summary, as_json)
+
+
+@main.command()
+@click.argument("config_arg", metavar="[CONFIG]", required=False, type=click.Path(dir_okay=False))
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Station config YAML (or give it as the argument).")
+@click.option("--headless", is_flag=True, help="Run without the GUI (the GUI is not available yet: always headless).")
+@click.option("--max-frames", type=click.IntRange(min=0), default=None,
+              help="Stop after this many frames (default: until the sources end or Ctrl-C).")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as one JSON object on stdout.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help=_DATA_HELP)
+@click.option("--registry", type=click.Path(file_okay=False, path_type=Path), default=None, help=_REGISTRY_HELP)
+def run(config_arg: str | None, config_path: str | None, headless: bool, max_frames: int | None, as_json: bool,
+        data_dir: Path | None, registry: Path | None) -> None:
+    """Run a station: capture, inspect with the configured models, record every decision.
+
+    Every captured frame gets exactly one decision in the database (inspection flow), with the
+    config hash and model versions; wafers get a die map and an audited wafer result. SIGINT /
+    SIGTERM stop gracefully: capture ends, every accepted frame is judged and stored; a second
+    signal records the frames not judged yet as not inspected instead of waiting.
+    """
+    if config_arg and config_path and config_arg != config_path:
+        raise click.UsageError(f"two configs given: {config_arg} and --config {config_path}; give one")
+    path = config_path or config_arg
+    if not path:
+        raise click.UsageError("give the station config: inspector run --config FILE")
+    from inspector.station.station import display_available
+
+    if not headless:
+        why = "" if display_available() else " (and no display was found)"
+        click.echo(f"The station GUI is not available yet{why}: running headless.", err=True)
+    cfg = _load(path)
+    summary = _run_station(cfg, max_frames=max_frames, registry=registry, data_dir=data_dir, allow_no_model=False)
+    _finish(summary, as_json)
 
 
 main.add_command(db)  # `inspector db ...` lives in its own module

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from helpers.blind_model import blind_model
 from inspector.runtime.registry import RegistryReader
 from training.cli import main
 
@@ -26,18 +27,6 @@ def run(*args: str) -> str:
     r = CliRunner().invoke(main, list(args), catch_exceptions=False)
     assert r.exit_code == 0, r.output
     return r.output
-
-
-def blind_model(out: Path, class_names, imgsz: int) -> Path:
-    """A yolo11n whose class logits are pushed to -20: every score ~2e-9, so it detects nothing."""
-    from training.export import export_onnx
-    from training.untrained import build_untrained_yolo, save_pt
-
-    model = build_untrained_yolo(class_names, out, imgsz=imgsz, seed=1)
-    for seq in model.model.model[-1].cv3:
-        seq[-1].bias.data.fill_(-20.0)
-    pt = save_pt(model, out / "blind.pt")
-    return export_onnx(pt, out, imgsz)
 
 
 def evaluate(onnx: Path, data: Path, out: Path) -> Path:
