@@ -1,0 +1,202 @@
+"""The pipeline's record in the store: every result to the ``StoreWriter``, wafers as audited events.
+
+A record counts as stored when its ``Future`` resolves (the writer's transaction COMMITTED):
+that is the acknowledgement. ``acked`` / ``failed`` count them; ``pending_ids()`` names the
+frames still waiting, so a stop can say exactly what was not acknowledged.
+
+Wafer summaries are audited events (``queries.record_event``, entity ``"wafer"``) written on a
+small thread of their own, after ``writer.flush()``: the event always follows the commits of
+its dies in the hash chain, and the pipeline never waits for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from inspector.core.decision import Decision, Verdict
+from inspector.core.frame import Frame
+from inspector.station.inspection import WaferSummary
+from inspector.station.metrics import Metrics
+from inspector.station.pipeline import FrameResult
+from inspector.store import queries
+from inspector.store.db import open_db
+from inspector.store.writer import DecisionRecord, StoreWriter
+
+log = logging.getLogger(__name__)
+
+STORE_IMAGES = ("all", "flagged", "none")
+_MAX_ERRORS = 20
+
+
+def wafer_payload(summary: WaferSummary, run_id: str, config_hash: str, model_set_version: str) -> dict[str, Any]:
+    """The audited content of one wafer result (its sha256 is what the audit row keeps)."""
+    r = summary.result
+    return {
+        "run_id": run_id,
+        "lot": summary.lot,
+        "wafer": summary.wafer,
+        "verdict": r.verdict.value,
+        "signature": r.signature,
+        "defect_fraction": round(float(r.defect_fraction), 6),
+        "dies_seen": summary.dies_seen,
+        "reasons": [{"rule_id": x.rule_id, "verdict": x.verdict.value, "message": x.message} for x in r.reasons],
+        "die_map": {f"{x},{y}": v for (x, y), v in sorted(r.die_map.items())},
+        "signature_dies": {k: [list(d) for d in v] for k, v in sorted(r.signature_dies.items())},
+        "config_hash": config_hash,
+        "model_set_version": model_set_version,
+    }
+
+
+class StoreSink:
+    """A ``DecisionSink`` (and ``ResultSink``) that records into the decision store.
+
+    ``store_images``: ``all``; ``flagged`` (fail, review and error: a frame someone must look at
+    keeps its evidence); ``none``. ``critical``: the pipeline stops taking frames when this sink
+    fails, since decisions nobody can trace should not pile up.
+    """
+
+    name = "store"
+    critical = True
+
+    def __init__(self, writer: StoreWriter, run_id: str, class_names: Sequence[str], *,
+                 store_images: str = "all", metrics: Metrics | None = None, actor: str = "station") -> None:
+        if store_images not in STORE_IMAGES:
+            raise ValueError(f"store_images must be one of {', '.join(STORE_IMAGES)}, got {store_images!r}")
+        self.writer = writer
+        self.run_id = run_id
+        self.class_names = tuple(class_names)
+        self.store_images = store_images
+        self.metrics = metrics
+        self.actor = actor
+        self._lock = threading.Lock()
+        self._pending: dict[str, Future] = {}
+        self.submitted = 0
+        self.acked = 0
+        self.failed = 0
+        self.errors: list[str] = []
+        self.wafer_events: list[tuple[WaferSummary, Future]] = []
+        self._events = ThreadPoolExecutor(1, thread_name_prefix="store-events")
+        self._events_conn: sqlite3.Connection | None = None
+        self._config_hash = ""
+        self._model_set_version = ""
+
+    # --- run bookkeeping ----------------------------------------------------------------------
+    def start_run(self, station_id: str, config_hash: str, config_text: str, model_set_version: str,
+                  models: Sequence[tuple[str, str, str, str | None]] = (), *, timeout: float | None = 60.0) -> None:
+        """Record the config (by hash), every model (by sha256: name, version, sha256, path) and
+        the run start; returns once committed, so a store that cannot be written fails here,
+        before the first frame."""
+        self._config_hash, self._model_set_version = config_hash, model_set_version
+        futures = [self.writer.record_config(config_hash, config_text)]
+        futures += [self.writer.record_model(sha, name, version, path) for name, version, sha, path in models]
+        futures.append(self.writer.record_run_start(self.run_id, station_id, config_hash=config_hash,
+                                                    model_set_version=model_set_version))
+        for f in futures:
+            f.result(timeout)
+
+    def end_run(self, timeout: float | None = 60.0) -> None:
+        """Wait for the wafer events, then record the run end (the last audit row of the run)."""
+        self._events.submit(lambda: None).result(timeout)
+        self.writer.record_run_end(self.run_id).result(timeout)
+
+    # --- per frame ----------------------------------------------------------------------------
+    def accept(self, frame: Frame, decision: Decision) -> None:
+        self.accept_result(FrameResult(frame, decision))
+
+    def accept_result(self, result: FrameResult) -> Future:
+        """Submit one record (blocks while the writer's queue is full: back-pressure)."""
+        f, d = result.frame, result.decision
+        image = needs_image(self.store_images, d.verdict)
+        rec = DecisionRecord(f, d, list(result.per_model) if result.per_model is not None else None,
+                             self.run_id, self.class_names, image=image)
+        t0 = time.monotonic()
+        future = self.writer.submit(rec)
+        with self._lock:
+            self.submitted += 1
+            self._pending[f.frame_id] = future
+        future.add_done_callback(lambda fut: self._acked(f, t0, fut))
+        return future
+
+    def _acked(self, frame: Frame, t_submit: float, fut: Future) -> None:
+        now = time.monotonic()
+        err = fut.exception()
+        with self._lock:
+            self._pending.pop(frame.frame_id, None)
+            if err is None:
+                self.acked += 1
+            else:
+                self.failed += 1
+                self.errors.append(str(err))
+                del self.errors[:-_MAX_ERRORS]
+        if self.metrics is not None:
+            if err is None:
+                self.metrics.observe("ack", now - t_submit)
+                self.metrics.observe("end_to_end", max(0.0, now - frame.t_monotonic))
+            else:
+                self.metrics.error(f"store: {err}")
+                self.metrics.count("store_failed")
+
+    def pending_ids(self) -> list[str]:
+        """Frames submitted but not acknowledged yet."""
+        with self._lock:
+            return list(self._pending)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Return once every record submitted so far is committed (or failed)."""
+        self.writer.flush(timeout)
+
+    # --- wafers -------------------------------------------------------------------------------
+    def record_wafer(self, summary: WaferSummary) -> Future:
+        """Audit one wafer result after its dies are committed; the future gives the audit seq."""
+        payload = wafer_payload(summary, self.run_id, self._config_hash, self._model_set_version)
+        fut = self._events.submit(self._write_wafer, summary, payload)
+        with self._lock:
+            self.wafer_events.append((summary, fut))
+        return fut
+
+    def _write_wafer(self, summary: WaferSummary, payload: Mapping[str, Any]) -> int:
+        try:
+            self.writer.flush()  # the dies first: the event follows them in the audit chain
+            if self._events_conn is None:
+                self._events_conn = open_db(self.writer.db_path)
+            return queries.record_event(self._events_conn, actor=self.actor, action="wafer.judged", entity="wafer",
+                                        entity_id=f"{summary.lot}/{summary.wafer}", payload=payload)
+        except Exception as e:
+            msg = f"wafer {summary.lot}/{summary.wafer}: result not recorded in {self.writer.db_path}: {e}"
+            log.error(msg)
+            if self.metrics is not None:
+                self.metrics.error(f"store: {msg}")
+            raise
+
+    def close(self, timeout: float | None = None) -> None:
+        """Finish the wafer events, close their connection, then the writer (waits for every commit)."""
+        def _close_conn() -> None:
+            if self._events_conn is not None:
+                self._events_conn.close()
+                self._events_conn = None
+
+        try:
+            self._events.submit(_close_conn).result(timeout)
+        finally:
+            self._events.shutdown(wait=True)
+            self.writer.close(timeout)
+
+
+def store_counts(sink: StoreSink) -> dict[str, Any]:
+    """Acknowledgement counts for summaries and metrics gauges."""
+    return {"submitted": sink.submitted, "acked": sink.acked, "failed": sink.failed,
+            "pending": len(sink.pending_ids())}
+
+
+def needs_image(policy: str, verdict: Verdict) -> bool:
+    """Whether ``storage.store_images`` keeps the image of a frame with this verdict."""
+    return policy == "all" or (policy == "flagged" and verdict.needs_human)
+
+
+__all__ = ["STORE_IMAGES", "StoreSink", "needs_image", "store_counts", "wafer_payload"]

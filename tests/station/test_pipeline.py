@@ -1,0 +1,295 @@
+"""The pipeline's guarantees: back-pressure, drop-oldest, one decision per frame, graceful stop."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from inspector.config import default_config_path, load_config, load_config_text
+from inspector.core.decision import Verdict
+from inspector.core.detections import Detections
+from inspector.core.frame import Frame
+from inspector.runtime.ensemble import Ensemble, Member
+from inspector.station.inspection import Inspection, WaferTracker
+from inspector.station.pipeline import FrameQueue, NotInspected, Pipeline, QueueClosed, TappedEnsemble
+
+NAMES = ("scratch", "particle")
+CONFIG = """
+version: 1
+station: {{id: t, name: t, domain: generic}}
+sources: [{{type: folder, path: imgs}}]
+models: [{{name: m, registry: m, imgsz: 32, class_names: [scratch, particle]}}]
+rules: [{{id: any, type: any_defect, min_score: 0.5, verdict: fail}}]
+flow: {{mode: {mode}, queue_size: {queue_size}, batch_size: {batch_size}}}
+"""
+
+
+def cfg(mode="inspection", queue_size=2, batch_size=1):
+    return load_config_text(CONFIG.format(mode=mode, queue_size=queue_size, batch_size=batch_size))
+
+
+def tiny_frame(fid, source="src", ctx=None, size=8):
+    return Frame(fid, "t", source, time.monotonic(), Frame.utc_now(), np.zeros((size, size, 3), np.uint8), ctx or {})
+
+
+class ListSource:
+    """``n`` tiny frames (``n=None``: endless); ``hold_after`` frames, wait for ``release``."""
+
+    def __init__(self, n, name="src", hold_after=None, release=None):
+        self.n, self.name, self.hold_after, self.release = n, name, hold_after, release
+        self.closed = False
+        self.yielded_at: list[float] = []
+        self.exhausted = threading.Event()
+
+    def frames(self):
+        i = 0
+        while (self.n is None or i < self.n) and not self.closed:
+            if self.hold_after is not None and i == self.hold_after:
+                self.release.wait(5)
+            self.yielded_at.append(time.monotonic())
+            yield tiny_frame(f"{self.name}-{i}", self.name)
+            i += 1
+        self.exhausted.set()
+
+    def close(self):
+        self.closed = True
+
+
+class Fixed:
+    class_names = NAMES
+
+    def __init__(self, score=None, delay=0.0):
+        self.score, self.delay = score, delay
+
+    def detect(self, images):
+        if self.delay:
+            time.sleep(self.delay)
+        if self.score is None:
+            return [Detections.empty() for _ in images]
+        return [Detections([[1, 1, 5, 5]], [self.score], [0]) for _ in images]
+
+
+class Gated(Fixed):
+    """Blocks inside the model until ``gate`` opens; ``started`` tells that a batch is inside."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate, self.started = threading.Event(), threading.Event()
+
+    def detect(self, images):
+        self.started.set()
+        self.gate.wait(10)
+        return super().detect(images)
+
+
+class Collect:
+    def __init__(self):
+        self.items, self._lock = [], threading.Lock()
+
+    def accept(self, frame, decision):
+        with self._lock:
+            self.items.append((frame, decision))
+
+    @property
+    def ids(self):
+        return [f.frame_id for f, _ in self.items]
+
+
+def make(config, sources, detector, sinks=(), **kw):
+    ens = Ensemble([Member("m", "1", "0" * 64, detector)])
+    tap = TappedEnsemble(ens)
+    flow = config.flow
+    return Pipeline(sources, Inspection(config, tap, "h"), config_hash="h", model_set_version=ens.version,
+                    mode=flow.mode, queue_size=flow.queue_size, batch_size=flow.batch_size, sinks=sinks, tap=tap,
+                    **kw)
+
+
+def wait_until(cond, timeout=5.0):
+    t = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < t, "condition not reached in time"
+        time.sleep(0.005)
+
+
+# --- the queue ----------------------------------------------------------------------------------
+
+
+def test_queue_blocks_drops_oldest_and_closes():
+    q = FrameQueue(2, "q")
+    q.put(1)
+    q.put(2)
+    assert q.put_latest(3) == 1 and q.get_batch(5) == [2, 3]
+    q.put(4)
+    q.put(5)
+    t = threading.Thread(target=q.put, args=(6,))
+    t.start()
+    time.sleep(0.05)
+    assert t.is_alive()  # full: the producer waits
+    assert q.get_batch(1) == [4]
+    t.join(1)
+    assert not t.is_alive() and len(q) == 2 and q.high_water == 2
+    q.close()
+    with pytest.raises(QueueClosed):
+        q.put(7)
+    assert q.get_batch(5) == [5, 6]  # what was accepted is still handed out
+    with pytest.raises(QueueClosed):
+        q.get_batch(1)
+
+
+# --- inspection: back-pressure, never a loss ----------------------------------------------------
+
+
+def test_inspection_back_pressure_blocks_the_source_and_loses_nothing():
+    src, sink, delay = ListSource(12), Collect(), 0.02
+    p = make(cfg(queue_size=2), [src], Fixed(delay=delay), [sink]).start()
+    assert p.wait(10) and p.stop()
+    assert sink.ids == [f"src-{i}" for i in range(12)]  # every frame, once, in order
+    snap = p.metrics.snapshot()
+    assert snap["frames"]["accepted"] == snap["frames"]["decided"] == 12 and snap["dropped"] == 0
+    assert p._in_q.high_water <= 2
+    # The source was held back by the slow model: queue (2) + model (1) + capture's hand (1) ahead.
+    assert src.yielded_at[-1] - src.yielded_at[0] >= delay * (12 - 4) * 0.9
+    assert snap["detector"]["capture_blocked_s"] > 0
+    assert snap["state"] == "stopped"
+
+
+def test_monitoring_drops_the_oldest_and_counts_every_drop():
+    det = Gated()
+    src = ListSource(10, hold_after=1, release=det.started)  # frame 0 enters the model, then 9 arrive
+    sink = Collect()
+    p = make(cfg(mode="monitoring", queue_size=3), [src], det, [sink]).start()
+    assert src.exhausted.wait(5)
+    det.gate.set()
+    assert p.wait(5) and p.stop()
+    # Queue of 3 behind the model: frames 1..6 were pushed out by newer ones; the latest won.
+    assert sink.ids == ["src-0", "src-7", "src-8", "src-9"]
+    assert p.metrics.drops == {"src": 6}
+    snap = p.metrics.snapshot()
+    assert snap["frames"]["accepted"] == 10 and snap["frames"]["decided"] == 4 and snap["dropped"] == 6
+
+
+# --- one decision per frame, whatever happens ---------------------------------------------------
+
+
+class Flaky(Fixed):
+    def __init__(self, fail_calls):
+        super().__init__()
+        self.fail_calls, self.calls = set(fail_calls), 0
+
+    def detect(self, images):
+        self.calls += 1
+        if self.calls in self.fail_calls:
+            raise RuntimeError("device lost")
+        return super().detect(images)
+
+
+def test_a_raising_detector_gives_error_decisions_and_the_run_goes_on():
+    sink = Collect()
+    p = make(cfg(queue_size=4), [ListSource(6)], Flaky({2, 4}), [sink]).start()
+    assert p.wait(5) and p.stop()
+    verdicts = {f.frame_id: d.verdict for f, d in sink.items}
+    assert len(sink.items) == 6 and verdicts["src-1"] is verdicts["src-3"] is Verdict.ERROR
+    assert [v for v in verdicts.values()].count(Verdict.PASS) == 4
+    errors = [d for _, d in sink.items if d.verdict is Verdict.ERROR]
+    assert all("device lost" in d.error and d.config_hash == "h" for d in errors)
+
+
+class RaisingJudge:
+    def decide(self, frames):
+        raise ValueError("rule table corrupt")
+
+
+def test_a_raising_judge_gives_error_decisions():
+    sink = Collect()
+    p = Pipeline([ListSource(3)], RaisingJudge(), config_hash="h", model_set_version="ms-x", sinks=[sink]).start()
+    assert p.wait(5) and p.stop()
+    assert [d.verdict for _, d in sink.items] == [Verdict.ERROR] * 3
+    assert "rule table corrupt" in sink.items[0][1].error and sink.items[0][1].model_set_version == "ms-x"
+
+
+def test_without_a_model_every_frame_is_recorded_not_inspected():
+    sink = Collect()
+    judge = NotInspected("no model loaded", "h")
+    p = Pipeline([ListSource(4)], judge, config_hash="h", model_set_version="none", sinks=[sink]).start()
+    assert p.wait(5) and p.stop()
+    assert [d.verdict for _, d in sink.items] == [Verdict.NOT_INSPECTED] * 4
+
+
+def test_stop_with_a_timeout_records_the_rest_as_not_inspected_and_never_twice():
+    det, sink = Gated(), Collect()
+    src = ListSource(5)
+    p = make(cfg(queue_size=8), [src], det, [sink]).start()
+    assert det.started.wait(5) and src.exhausted.wait(5)
+    wait_until(lambda: p.metrics.counter("accepted") == 5)
+    t0 = time.monotonic()
+    assert p.stop(timeout=0.3) is False  # gave up on the stuck model
+    assert time.monotonic() - t0 < 3
+    assert sorted(sink.ids) == [f"src-{i}" for i in range(5)]
+    assert all(d.verdict is Verdict.NOT_INSPECTED and "stopped" in d.error for _, d in sink.items)
+    det.gate.set()  # the model returns late: its result is discarded, no second decision
+    wait_until(lambda: p.metrics.counter("late_results_discarded") == 1)
+    assert len(sink.items) == 5
+
+
+def test_a_second_stop_request_gives_up_waiting_for_a_stuck_model():
+    det, sink = Gated(), Collect()
+    p = make(cfg(queue_size=8), [ListSource(3)], det, [sink]).start()
+    assert det.started.wait(5)
+    wait_until(lambda: p.metrics.counter("accepted") == 3)
+    p.request_stop()  # first Ctrl-C: graceful, would wait for the model forever
+    result = []
+    stopper = threading.Thread(target=lambda: result.append(p.stop()))
+    stopper.start()
+    time.sleep(0.2)
+    assert stopper.is_alive()
+    p.request_stop()  # second Ctrl-C: record the rest as not inspected now
+    stopper.join(5)
+    assert result == [False] and len(sink.items) == 3
+    assert {d.verdict for _, d in sink.items} == {Verdict.NOT_INSPECTED}
+    det.gate.set()
+
+
+def test_graceful_stop_judges_every_accepted_frame():
+    sink = Collect()
+    p = make(cfg(queue_size=4), [ListSource(None)], Fixed(0.9, delay=0.003), [sink]).start()
+    wait_until(lambda: p.metrics.counter("decided") >= 5)
+    assert p.stop() is True
+    accepted = p.metrics.counter("accepted")
+    assert len(sink.items) == accepted == len(set(sink.ids))
+    assert {d.verdict for _, d in sink.items} == {Verdict.FAIL}  # judged, not given up on
+
+
+def test_pause_holds_the_capture_and_resume_continues():
+    p = make(cfg(queue_size=2), [ListSource(None)], Fixed(), [Collect()]).start()
+    wait_until(lambda: p.metrics.counter("decided") >= 3)
+    p.pause()
+    assert p.state == "paused"
+    time.sleep(0.3)  # a frame already being fetched when the pause came may still arrive
+    held = p.metrics.counter("accepted")
+    time.sleep(0.15)
+    assert p.metrics.counter("accepted") == held
+    p.resume()
+    wait_until(lambda: p.metrics.counter("accepted") > held + 2)
+    assert p.stop() and p.state == "stopped"
+
+
+def test_wafer_tracker_summarises_each_wafer_in_order():
+    demo = load_config(default_config_path())
+    from inspector.station.rules_builder import wafer_layout
+
+    dies = wafer_layout(demo).dies
+    frames = [tiny_frame(f"{w}-{d}", ctx={"lot": "L1", "wafer": w, "die_x": d[0], "die_y": d[1]}, size=32)
+              for w in ("W1", "W2") for d in dies if not (w == "W2" and d == dies[0])]
+
+    class Replay(ListSource):
+        def frames(self):
+            yield from frames
+
+    got = []
+    p = make(demo, [Replay(None)], Fixed(), [], wafer_tracker=WaferTracker(demo), on_wafer=[got.append]).start()
+    assert p.wait(10) and p.stop()
+    assert [s.wafer for s in got] == ["W1", "W2"] and p.wafers == got
+    assert got[0].result.verdict is Verdict.PASS and got[1].result.verdict is Verdict.REVIEW  # W2 misses a die
