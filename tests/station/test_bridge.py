@@ -47,22 +47,27 @@ def test_a_slow_subscriber_never_blocks_the_publisher():
     frames, decisions = [], []
 
     def slow_frame(live):
-        time.sleep(0.05)
+        time.sleep(1.0)
         frames.append(live.seq)
 
     def slow_decisions(events):
-        time.sleep(0.05)
+        time.sleep(1.0)
         decisions.extend(e.seq for e in events)
 
     sub = b.subscribe(slow_frame, slow_decisions, name="slow")
+    worst = 0.0
     t0 = time.perf_counter()
     for i in range(1000):
+        t = time.perf_counter()
         b.accept_result(result(i))
+        worst = max(worst, time.perf_counter() - t)
     publish_s = time.perf_counter() - t0
-    assert publish_s < 0.5, f"publishing 1000 results took {publish_s:.3f} s"  # ~10 ms: O(1) each
-    wait_until(lambda: frames and frames[-1] == 1000 and decisions and decisions[-1] == 1000)
+    # Waiting on the subscriber even once would cost 1 s; in step with it, 1000 s. Idle, the whole
+    # loop takes ~10 ms; the bounds leave room for a loaded CI machine without hiding a block.
+    assert worst < 0.5 and publish_s < 5, f"publishing took {publish_s:.3f} s, worst call {worst:.3f} s"
+    wait_until(lambda: frames and frames[-1] == 1000 and decisions and decisions[-1] == 1000, timeout=15.0)
     # Frames in between were skipped (latest wins); every decision was delivered or counted missed.
-    assert len(frames) < 100 and sub.decisions_delivered + sub.missed == 1000
+    assert len(frames) < 50 and sub.decisions_delivered + sub.missed == 1000
     assert decisions == sorted(set(decisions))
     b.close()
     assert not sub.alive
