@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -114,7 +114,8 @@ class Station:
 
     def __init__(self, cfg: StationConfig, cfg_hash: str, *, sources: Sequence[FrameSource],
                  ensemble: Ensemble | None, data_dir: str | Path, note: str | None = None,
-                 headless: bool = True, base_dir: Path | None = None) -> None:
+                 headless: bool = True, base_dir: Path | None = None,
+                 on_ack: Callable[[str], None] | None = None) -> None:
         if cfg_hash != config_hash(cfg):
             raise StationError(f"station {cfg.station.id}: config hash {cfg_hash[:12]} is not the hash of this config "
                                f"({config_hash(cfg)[:12]}); decisions must point at the exact config")
@@ -124,6 +125,7 @@ class Station:
         self.ensemble = ensemble
         self.note = note
         self.headless = headless
+        self.on_ack = on_ack
         self.data_dir = Path(data_dir)
         self.db_path = self.data_dir / cfg.storage.db_name
         self.run_id = new_run_id()
@@ -153,10 +155,11 @@ class Station:
     def from_config(cls, cfg: StationConfig, cfg_hash: str, *, registry_root: Path | None = None,
                     data_dir: str | Path | None = None, headless: bool = True, allow_no_model: bool = False,
                     ensemble: Ensemble | None = None, sources: Sequence[FrameSource] | None = None,
-                    base_dir: Path | None = None) -> Station:
+                    base_dir: Path | None = None, on_ack: Callable[[str], None] | None = None) -> Station:
         """Build a station. ``data_dir`` overrides ``resolve_data_dir(cfg)``; ``allow_no_model``
         (the demo) records every frame as NOT_INSPECTED when no model loads instead of failing;
-        ``ensemble`` / ``sources`` replace what the config would build (tests, simulators)."""
+        ``ensemble`` / ``sources`` replace what the config would build (tests, simulators);
+        ``on_ack(frame_id)`` is called once each decision is committed (``StoreSink``)."""
         sid = cfg.station.id
         note = None
         if sources is None:
@@ -172,7 +175,8 @@ class Station:
                     raise StationError(f"station {sid}: cannot load the models: {e}") from e
                 note = f"no model could be loaded ({e}); frames were captured but not inspected"
         return cls(cfg, cfg_hash, sources=sources, ensemble=ensemble, note=note, headless=headless,
-                   data_dir=Path(data_dir) if data_dir is not None else resolve_data_dir(cfg), base_dir=base_dir)
+                   data_dir=Path(data_dir) if data_dir is not None else resolve_data_dir(cfg), base_dir=base_dir,
+                   on_ack=on_ack)
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self, max_frames: int | None = None) -> Station:
@@ -195,7 +199,7 @@ class Station:
         except Exception as e:
             raise StationError(f"station {cfg.station.id}: cannot open the store {self.db_path}: {e}") from e
         self.store = StoreSink(writer, self.run_id, self.class_names, store_images=st.store_images,
-                               metrics=self.metrics)
+                               metrics=self.metrics, on_ack=self.on_ack)
         members = self.ensemble.members if self.ensemble is not None else ()
         models = [(m.name, m.version, m.sha256, _model_path(m.detector)) for m in members]
         try:

@@ -2,7 +2,9 @@
 
 A record counts as stored when its ``Future`` resolves (the writer's transaction COMMITTED):
 that is the acknowledgement. ``acked`` / ``failed`` count them; ``pending_ids()`` names the
-frames still waiting, so a stop can say exactly what was not acknowledged.
+frames still waiting, so a stop can say exactly what was not acknowledged. ``on_ack`` (optional)
+is called with the frame id of each acknowledged record, only after its commit (on the writer
+thread: keep it short); the durability benchmark uses it to say what the station promised.
 
 Wafer summaries are audited events (``queries.record_event``, entity ``"wafer"``) written on a
 small thread of their own, after ``writer.flush()``: the event always follows the commits of
@@ -15,7 +17,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -65,7 +67,8 @@ class StoreSink:
     critical = True
 
     def __init__(self, writer: StoreWriter, run_id: str, class_names: Sequence[str], *,
-                 store_images: str = "all", metrics: Metrics | None = None, actor: str = "station") -> None:
+                 store_images: str = "all", metrics: Metrics | None = None, actor: str = "station",
+                 on_ack: Callable[[str], None] | None = None) -> None:
         if store_images not in STORE_IMAGES:
             raise ValueError(f"store_images must be one of {', '.join(STORE_IMAGES)}, got {store_images!r}")
         self.writer = writer
@@ -74,6 +77,7 @@ class StoreSink:
         self.store_images = store_images
         self.metrics = metrics
         self.actor = actor
+        self.on_ack = on_ack
         self._lock = threading.Lock()
         self._pending: dict[str, Future] = {}
         self.submitted = 0
@@ -134,6 +138,11 @@ class StoreSink:
                 self.failed += 1
                 self.errors.append(str(err))
                 del self.errors[:-_MAX_ERRORS]
+        if err is None and self.on_ack is not None:
+            try:
+                self.on_ack(frame.frame_id)
+            except Exception as e:  # noqa: BLE001 - a listener must not cost the record its bookkeeping
+                log.warning("store: on_ack failed for frame %s: %s", frame.frame_id, e)
         if self.metrics is not None:
             if err is None:
                 self.metrics.observe("ack", now - t_submit)
