@@ -44,7 +44,7 @@ CLASS_NAMES: tuple[str, ...] = ("particle", "scratch", "residue", "pattern", "ed
 CLASS_ID: dict[str, int] = {n: i for i, n in enumerate(CLASS_NAMES)}
 SIGNATURES: tuple[str, ...] = ("random", "cluster", "edge_ring", "scratch_line")
 # Bump when pixels or boxes for a given seed change (written into dataset manifests).
-GENERATOR_VERSION = "1.1"  # 1.1: wider scratches, larger pattern defects (visible at 320 px)
+GENERATOR_VERSION = "1.2"  # 1.1: wider scratches, larger pattern defects; 1.2: dashed scratch lines, line opens
 
 MIN_BOX_PX = 6  # a defect thinner than this after clipping is not drawn (and so not labelled)
 _ALPHA_CUT = 0.06  # alpha below this is set to 0: the drawn extent and the box are the same set
@@ -576,7 +576,7 @@ def _sample_spec(rng: np.random.Generator, kind: str, surf: _Surface, s: float,
         return DefectSpec("residue", x, y, r, seed)
     if kind == "scratch":
         for _ in range(20):
-            length = s * float(rng.uniform(90, 420))
+            length = s * float(rng.uniform(60, 240))
             ang = float(rng.uniform(0, np.pi))
             cx, cy = centre(0.12 * min(w, h))
             bow = float(rng.uniform(-0.12, 0.12)) * length
@@ -611,9 +611,13 @@ def _sample_spec(rng: np.random.Generator, kind: str, surf: _Surface, s: float,
         x, y = (pos, fixed) if side in (0, 2) else (fixed, pos)
         return DefectSpec("edge_chip", x, y, a, seed, side=side)
     # pattern
-    if rng.random() < 0.5 and len(surf.features):
-        idx = _pick(rng, surf.features[:, :2] * 0.5 + surf.features[:, 2:] * 0.5, near)
-        f = surf.features[idx]
+    # "missing" is an open in a metal line: only lines long enough for the gap to read as one.
+    f_all = surf.features
+    lines = np.flatnonzero(np.maximum(f_all[:, 2] - f_all[:, 0], f_all[:, 3] - f_all[:, 1]) >= 40 * s) \
+        if len(f_all) else np.zeros(0, int)
+    if rng.random() < 0.5 and len(lines):
+        idx = int(lines[_pick(rng, f_all[lines, :2] * 0.5 + f_all[lines, 2:] * 0.5, near)])
+        f = f_all[idx]
         horizontal = (f[2] - f[0]) >= (f[3] - f[1])
         span = (f[2] - f[0]) if horizontal else (f[3] - f[1])
         length = min(float(span), s * float(rng.uniform(48, 120)))
@@ -863,7 +867,7 @@ class WaferTruth:
     """What the generator put on one wafer: its signature and which dies it touched.
 
     ``params`` holds the signature's geometry in wafer mm: ``cluster``: ``center_mm``,
-    ``radius_mm``; ``scratch_line``: ``p0_mm``, ``p1_mm`` (the scratch segment); ``edge_ring``:
+    ``radius_mm``; ``scratch_line``: ``p0_mm``, ``p1_mm`` (the line) and ``marks`` (scratch marks along it); ``edge_ring``:
     ``chip_probability``. ``signature_dies`` are the dies the signature itself put defects on;
     ``planned`` lists the class names planned per die (placement may still drop one that does
     not fit; the rendered truth is authoritative).
@@ -879,7 +883,7 @@ class WaferTruth:
     edge_dies: frozenset[Die]
     signature_dies: tuple[Die, ...]
     planned: Mapping[Die, tuple[str, ...]] = field(repr=False)
-    scratch_specs: Mapping[Die, DefectSpec] = field(repr=False)
+    scratch_specs: Mapping[Die, tuple[DefectSpec, ...]] = field(repr=False)
 
 
 _FRAME_ID = re.compile(r"^(?P<lot>.+)-W(?P<slot>\d+)-X(?P<x>[+-]\d+)Y(?P<y>[+-]\d+)$")
@@ -1016,7 +1020,7 @@ class SyntheticWaferLine:
                 planned[d].extend(self._classes(rng, int(c), d in self._edge))
         params: dict[str, Any] = {}
         sig_dies: list[Die] = []
-        scratch_specs: dict[Die, DefectSpec] = {}
+        scratch_specs: dict[Die, list[DefectSpec]] = {}
         centres = lay.die_centers_mm()
         if sig == "cluster":
             inner = np.flatnonzero(lay.radius_fraction(lay.dies_array) < 0.7)
@@ -1053,18 +1057,30 @@ class SyntheticWaferLine:
             bright = bool(rng.random() < 0.7)
             params = {"p0_mm": tuple(map(float, p0)), "p1_mm": tuple(map(float, p1)), "width_px": width,
                       "bright": bright}
-            for d in dies:
-                rect = lay.die_rect_mm(d)
-                if _segment_hits_rect(p0, p1, rect):
-                    px = self._mm_to_die_px(d, np.array([p0, p1]))
-                    scratch_specs[d] = DefectSpec("scratch", seed=int(rng.integers(0, 2**31 - 1)),
-                                                  points=tuple(map(tuple, px.tolist())), width=width, bright=bright)
-                    sig_dies.append(d)
+            # A handling scratch across a wafer is a chain of marks (chatter), not one unbroken line:
+            # each mark is one defect with its own box, and the signature is their alignment.
+            pitch = min(lay.die_pitch_x_mm, lay.die_pitch_y_mm)
+            t = t0
+            dashes = []
+            while t < t1:
+                length = float(rng.uniform(0.12, 0.28)) * pitch
+                dashes.append((t, min(t + length, t1)))
+                t += length + float(rng.uniform(0.06, 0.16)) * pitch
+            params["marks"] = len(dashes)
+            for a, b in dashes:
+                q0, q1 = nrm * off + d_ * a, nrm * off + d_ * b
+                for d in dies:
+                    if _segment_hits_rect(q0, q1, lay.die_rect_mm(d)):
+                        px = self._mm_to_die_px(d, np.array([q0, q1]))
+                        scratch_specs.setdefault(d, []).append(DefectSpec(
+                            "scratch", seed=int(rng.integers(0, 2**31 - 1)), points=tuple(map(tuple, px.tolist())),
+                            width=width, bright=bright))
+            sig_dies.extend(d for d in dies if d in scratch_specs)
         return WaferTruth(
             lot=self.lot_id(lot_index), wafer=self.wafer_id(lot_index, slot), lot_index=lot_index, slot=slot,
             signature=sig, params=params, dies=tuple(dies), edge_dies=self._edge,
             signature_dies=tuple(sig_dies), planned={d: tuple(v) for d, v in planned.items()},
-            scratch_specs=scratch_specs)
+            scratch_specs={d: tuple(v) for d, v in scratch_specs.items()})
 
     def _mm_to_die_px(self, die: Die, pts_mm: np.ndarray) -> np.ndarray:
         x0, _, _, y1 = self.layout.die_rect_mm(die)
@@ -1084,8 +1100,7 @@ class SyntheticWaferLine:
         if die not in plan.planned:
             raise KeyError(f"die {die} is not on the wafer layout")
         defects: list[str | DefectSpec] = list(plan.planned[die])
-        if die in plan.scratch_specs:
-            defects.append(plan.scratch_specs[die])
+        defects.extend(plan.scratch_specs.get(die, ()))
         cx, cy = self.layout.die_center_mm(die)
         norm = math.hypot(cx, cy)
         edge_dir = (cx / norm, -cy / norm) if norm > 0 else None  # image y points down
