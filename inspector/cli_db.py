@@ -123,3 +123,38 @@ def export_cmd(db_path: str | None, config_path: str | None, out: str, fmt: str,
     finally:
         conn.close()
     click.echo(f"{n} {table} written to {out}")
+
+
+@db.command("prune")
+@_db_options
+@click.option("--older-than-days", "days", type=click.IntRange(min=1), default=None,
+              help="Delete unneeded images older than this (default: storage.retention_days of --config).")
+@click.option("--images", "images_dir", type=click.Path(file_okay=False), default=None,
+              help="Image store root (default: images/ beside the database).")
+def prune_cmd(db_path: str | None, config_path: str | None, days: int | None, images_dir: str | None) -> None:
+    """Apply the image retention policy: delete old images no decision, review or incident needs.
+
+    Images of pass frames nobody reviewed are deleted once older than the limit; images of fail,
+    review, error and not-inspected frames, of reviewed frames and of incidents are always kept.
+    Decisions and their audit rows are never deleted; the prune itself is audited.
+    """
+    from datetime import datetime, timedelta, timezone
+
+    from inspector.store.images import retention
+
+    if days is None and config_path:
+        from inspector.config import load_config
+
+        days = load_config(config_path).storage.retention_days
+    if days is None:
+        raise click.UsageError("give --older-than-days N, or a --config whose storage.retention_days is set")
+    path = _db_path(db_path, config_path)
+    conn = _open(db_path, config_path)
+    try:
+        report = retention(conn, Path(images_dir) if images_dir else path.parent / "images",
+                           datetime.now(timezone.utc) - timedelta(days=days))
+    finally:
+        conn.close()
+    click.echo(f"pruned {report.frames_pruned} frame image(s), {report.files_deleted} file(s), "
+               f"{report.bytes_freed / 1e6:.1f} MB freed; kept {report.frames_kept_needed} needed as evidence "
+               f"and {report.files_kept_shared} shared file(s)")

@@ -113,3 +113,28 @@ def test_database_of_a_config(tmp_path, monkeypatch):
 def test_no_database_given(tmp_path):
     r = run("verify")
     assert r.exit_code == 2 and "--db PATH" in r.output
+
+
+def test_prune_keeps_evidence_and_deletes_old_pass_images(tmp_path):
+    from inspector.store.images import ImageStore
+
+    db, images = tmp_path / "s.sqlite", ImageStore(tmp_path / "images")
+    conn = open_db(db)
+    paths = {}
+    for i, verdict in enumerate(("pass", "fail")):
+        fid = f"p{i}"
+        img = np.full((8, 8, 3), 40 * (i + 1), np.uint8)
+        sha, rel = images.put(img)
+        paths[verdict] = tmp_path / "images" / rel
+        reasons = (Reason("any-defect", Verdict.FAIL, "x"),) if verdict == "fail" else ()
+        frame = Frame(fid, "st", "cam", 0.0, T0, img, {"lot": "L1"})
+        dec = Decision(fid, verdict, reasons, Detections.empty(), "ms", "cfg", T0)
+        with transaction(conn):
+            write_record(conn, DecisionRecord(frame, dec, None, "run", ("particle",), True), sha, rel)
+    conn.close()
+    assert run("prune", "--db", str(db)).exit_code == 2  # no limit given: usage error
+    r = run("prune", "--db", str(db), "--older-than-days", "30")
+    assert r.exit_code == 0, r.output
+    assert "pruned 1 frame image(s)" in r.output and "kept 1 needed" in r.output
+    assert not paths["pass"].exists() and paths["fail"].exists()   # the failed die's image is evidence
+    assert run("verify", "--db", str(db)).exit_code == 0            # pruning is not tampering
