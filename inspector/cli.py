@@ -10,6 +10,7 @@ import click
 
 from inspector import __version__
 from inspector.cli_db import db
+from inspector.cli_users import users
 
 
 def _load(path: str | Path):
@@ -144,8 +145,9 @@ def _finish(summary: dict, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
 @click.option("--registry", type=click.Path(file_okay=False, path_type=Path), default=None, help=_REGISTRY_HELP)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help=_DATA_HELP)
+@click.option("--headless", is_flag=True, help="Never open the GUI (the default without a display).")
 def demo(config_path: str | None, max_frames: int | None, as_json: bool, registry: Path | None,
-         data_dir: Path | None) -> None:
+         data_dir: Path | None, headless: bool) -> None:
     """Run the wafer demo: inspect the synthetic wafer line of the demo config and summarise it.
 
     Every die gets one decision (pass / fail / review, or error), stored with the exact config
@@ -158,6 +160,10 @@ def demo(config_path: str | None, max_frames: int | None, as_json: bool, registr
     from inspector.station.station import StationError
 
     cfg = _load(config_path or default_config_path())
+    if not headless and not as_json and max_frames is None and _gui_possible():
+        path = Path(config_path or default_config_path())
+        sys.exit(_open_gui(cfg, config_path=path, data_dir=data_dir, registry=registry, allow_no_model=True,
+                           autostart=True))
     try:
         summary = run_demo(cfg, config_hash(cfg), max_frames=max_frames, registry_root=registry, data_dir=data_dir)
     except StationError as e:
@@ -199,7 +205,46 @@ def run(config_arg: str | None, config_path: str | None, headless: bool, max_fra
     _finish(summary, as_json)
 
 
+def _gui_possible() -> bool:
+    """A display, a real Qt platform (tests run offscreen: they stay headless) and PySide6 installed."""
+    import importlib.util
+    import os
+
+    from inspector.station.station import display_available
+
+    if os.environ.get("QT_QPA_PLATFORM", "").lower() in ("offscreen", "minimal"):
+        return False
+    return display_available() and importlib.util.find_spec("PySide6") is not None
+
+
+def _open_gui(cfg, **kwargs) -> int:
+    # The GUI is loaded by name: inspector.cli must not import inspector.gui or Qt (import-linter
+    # layers), so the headless commands work on a station installed without the `gui` extra.
+    import importlib
+
+    from inspector.config import config_hash
+
+    try:
+        app = importlib.import_module("inspector.gui.app")
+    except ImportError as e:
+        raise click.ClickException(f"the GUI needs PySide6 (pip install 'inspector-station[gui]'): {e}") from None
+    return int(app.run_gui(cfg, config_hash(cfg), **kwargs))
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), required=True, help="Station config YAML.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help=_DATA_HELP)
+@click.option("--registry", type=click.Path(file_okay=False, path_type=Path), default=None, help=_REGISTRY_HELP)
+@click.option("--start", "autostart", is_flag=True, help="Start the station as soon as the window opens.")
+def gui(config_path: str, data_dir: Path | None, registry: Path | None, autostart: bool) -> None:
+    """Open the operator app: log in, live view, review queue, wafer map, history (and, for engineers,
+    label editor, settings and models). Needs PySide6 and a display."""
+    cfg = _load(config_path)
+    sys.exit(_open_gui(cfg, config_path=Path(config_path), data_dir=data_dir, registry=registry, autostart=autostart))
+
+
 main.add_command(db)  # `inspector db ...` lives in its own module
+main.add_command(users)  # `inspector users ...` too
 
 
 if __name__ == "__main__":

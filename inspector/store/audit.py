@@ -108,6 +108,8 @@ ENTITIES: dict[str, _Entity] = {
                 lambda i: f"model {i[:12]}"),
         _Entity("runs", "id", False, ("id", "station_id", "started", "ended", "config_hash", "model_set_version"),
                 lambda i: f"run {i}"),
+        # Never the password hash: the audit log may be exported; a swapped hash is outside its reach.
+        _Entity("users", "name", False, ("name", "role", "active", "created", "updated"), lambda i: f"user {i}"),
     )
 }
 

@@ -143,6 +143,21 @@ MIGRATIONS: list[str] = [
     CREATE INDEX frames_image ON frames(image_sha256);
     CREATE INDEX decisions_t ON decisions(t_decided);
     """,
+    # 3: station users (inspector.store.users). Names are unique whatever their case, so 'Olga' and
+    # 'olga' cannot be two people in the record. password_hash holds 'scrypt$n$r$p$salt$hash',
+    # never the password. Users are deactivated, never deleted: reviews and audit rows name them.
+    """
+    CREATE TABLE users (
+        name TEXT NOT NULL COLLATE NOCASE PRIMARY KEY,
+        role TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+        created TEXT NOT NULL,
+        updated TEXT NOT NULL
+    );
+    CREATE TRIGGER users_no_delete BEFORE DELETE ON users
+    BEGIN SELECT RAISE(ABORT, 'users: rows are never deleted; deactivate the user instead'); END;
+    """,
 ]
 
 

@@ -115,12 +115,13 @@ def test_human_actions_append_their_audit_row(conn):
     before = conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0]
     rid = add_review(conn, "a1", "ann", "reject_false_alarm", note="reflection")
     iid = add_incident(conn, "a5", "missing_helmet", user="sam", severity="high")
-    record_event(conn, actor="admin", action="user.add", entity="users", entity_id="ann", payload={"role": "operator"})
+    record_event(conn, actor="station", action="wafer.judged", entity="wafer", entity_id="L1-W01",
+                 payload={"verdict": "fail", "signature": "edge_ring"})
     rows = conn.execute("SELECT actor, action, entity, entity_id FROM audit WHERE seq > ? ORDER BY seq",
                         (before,)).fetchall()
     assert [tuple(r) for r in rows] == [("ann", "review.reject_false_alarm", "reviews", str(rid)),
                                         ("sam", "incident.add", "incidents", str(iid)),
-                                        ("admin", "user.add", "users", "ann")]
+                                        ("station", "wafer.judged", "wafer", "L1-W01")]
     inc = conn.execute("SELECT camera, zone, severity, status FROM incidents").fetchone()
     assert tuple(inc) == (None, None, "high", "open")
     assert verify(conn).ok

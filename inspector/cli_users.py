@@ -1,0 +1,205 @@
+"""`inspector users`: the machine owner's tool to manage station users.
+
+This is the only way to create the first user (there is no default user and no default
+password). Whoever can run it on the station machine owns the database file anyway, so it needs
+no log-in; every change is audited with the actor ``cli:<os user>``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+
+import click
+
+from inspector.cli_db import _db_options, _db_path, _open
+
+_ROLES = ("operator", "engineer", "safety_manager", "admin")  # mirrors inspector.store.users.ROLES (tested)
+
+
+def _actor() -> str:
+    try:
+        who = getpass.getuser()
+    except Exception:  # no login name (some containers): still record that it came from the CLI
+        who = "unknown"
+    return f"cli:{who}"
+
+
+def _open_or_create(db_path: str | None, config_path: str | None):
+    """`users add` may run before the station's first run: create the database if it is missing."""
+    import sqlite3
+
+    from inspector.store.db import SchemaTooNewError, open_db
+
+    path = _db_path(db_path, config_path)
+    try:
+        return open_db(path, create=True)
+    except SchemaTooNewError as e:
+        raise click.ClickException(f"{path}: {e}") from None
+    except (sqlite3.DatabaseError, OSError) as e:
+        raise click.ClickException(f"{path}: cannot open or create an Inspector database ({e})") from None
+
+
+def _read_password(name: str, from_stdin: bool) -> str:
+    if from_stdin:
+        # One line; only the line ending is removed (spaces may be part of a password).
+        line = sys.stdin.readline()
+        if not line:
+            raise click.ClickException("--password-stdin: no password on standard input")
+        return line.rstrip("\r\n")
+    return click.prompt(f"Password for {name}", hide_input=True, confirmation_prompt=True)
+
+
+def _run(fn, *args, **kwargs):
+    """Call a store function, turning its refusal into one clear CLI error."""
+    from inspector.store.users import UserError
+
+    try:
+        return fn(*args, **kwargs)
+    except UserError as e:
+        raise click.ClickException(str(e)) from None
+
+
+_STDIN_HELP = "Read the password from the first line of standard input (scripts) instead of prompting twice."
+
+
+@click.group("users")
+def users() -> None:
+    """Manage station users and roles (operator, engineer, safety_manager, admin).
+
+    The first user must be created here: `inspector users add NAME --role admin`.
+    """
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(_ROLES), help="The user's role.")
+@click.option("--password-stdin", is_flag=True, help=_STDIN_HELP)
+@_db_options
+def add_cmd(name: str, role: str, password_stdin: bool, db_path: str | None, config_path: str | None) -> None:
+    """Add user NAME with ROLE; asks for the password twice (creates the database if needed)."""
+    from inspector.store import users as store_users
+
+    password = _read_password(name, password_stdin)
+    conn = _open_or_create(db_path, config_path)
+    try:
+        first = store_users.count_users(conn) == 0
+        user = _run(store_users.add_user, conn, name, role, password, actor=_actor())
+    finally:
+        conn.close()
+    click.echo(f"added user {user['name']} with role {user['role']}" + (" (the first user)" if first else ""))
+
+
+@users.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the users as one JSON list.")
+@_db_options
+def list_cmd(as_json: bool, db_path: str | None, config_path: str | None) -> None:
+    """List users: name, role, active, created, updated (never password hashes)."""
+    from inspector.store.users import list_users
+
+    conn = _open(db_path, config_path)
+    try:
+        rows = list_users(conn)
+    finally:
+        conn.close()
+    if as_json:
+        click.echo(json.dumps(rows, sort_keys=True))
+        return
+    if not rows:
+        click.echo("no users yet; add the first one with `inspector users add NAME --role admin`")
+        return
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        state = "active" if r["active"] else "deactivated"
+        click.echo(f"{r['name']:<{width}}  {r['role']:<14}  {state:<11}  created {r['created']}  "
+                   f"updated {r['updated']}")
+
+
+@users.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help=_STDIN_HELP)
+@_db_options
+def passwd_cmd(name: str, password_stdin: bool, db_path: str | None, config_path: str | None) -> None:
+    """Set a new password for user NAME (asked twice)."""
+    from inspector.store import users as store_users
+
+    conn = _open(db_path, config_path)
+    try:
+        if store_users.get_user(conn, name) is None:  # say so before asking for a password
+            raise click.ClickException(f"user {name!r} does not exist")
+        password = _read_password(name, password_stdin)
+        _run(store_users.set_password, conn, name, password, actor=_actor())
+    finally:
+        conn.close()
+    click.echo(f"password of {name} changed")
+
+
+@users.command("set-role")
+@click.argument("name")
+@click.argument("role", type=click.Choice(_ROLES))
+@_db_options
+def set_role_cmd(name: str, role: str, db_path: str | None, config_path: str | None) -> None:
+    """Give user NAME the role ROLE."""
+    from inspector.store import users as store_users
+
+    conn = _open(db_path, config_path)
+    try:
+        _run(store_users.set_role, conn, name, role, actor=_actor())
+    finally:
+        conn.close()
+    click.echo(f"{name} now has role {role}")
+
+
+@users.command("deactivate")
+@click.argument("name")
+@_db_options
+def deactivate_cmd(name: str, db_path: str | None, config_path: str | None) -> None:
+    """Stop user NAME from logging in (the user stays in the record; `activate` undoes it)."""
+    from inspector.store import users as store_users
+
+    conn = _open(db_path, config_path)
+    try:
+        _run(store_users.deactivate, conn, name, actor=_actor())
+    finally:
+        conn.close()
+    click.echo(f"{name} deactivated")
+
+
+@users.command("activate")
+@click.argument("name")
+@_db_options
+def activate_cmd(name: str, db_path: str | None, config_path: str | None) -> None:
+    """Let deactivated user NAME log in again."""
+    from inspector.store import users as store_users
+
+    conn = _open(db_path, config_path)
+    try:
+        _run(store_users.activate, conn, name, actor=_actor())
+    finally:
+        conn.close()
+    click.echo(f"{name} activated")
+
+
+@users.command("verify")
+@_db_options
+def verify_cmd(db_path: str | None, config_path: str | None) -> None:
+    """Check the audit chain and that every user row still matches its audit record; exit 1 if not."""
+    from inspector.store.audit import verify
+    from inspector.store.users import verify_users
+
+    conn = _open(db_path, config_path)
+    try:
+        result = verify(conn)
+        problems = list(result.problems) + verify_users(conn)
+        n = len(conn.execute("SELECT name FROM users").fetchall())
+    finally:
+        conn.close()
+    if not problems:
+        click.echo(f"ok: audit chain intact, {n} user(s) match their audit rows")
+        return
+    click.echo(f"TAMPERED: {problems[0].message}", err=True)
+    for p in problems[1:10]:
+        click.echo(f"  also: {p.message}", err=True)
+    raise SystemExit(1)
+

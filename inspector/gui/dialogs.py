@@ -1,0 +1,46 @@
+"""The log-in dialog: name and password checked by ``actions.login`` against the station's users."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QWidget
+
+from inspector.station import actions
+from inspector.store import users
+
+
+class LoginDialog(QDialog):
+    def __init__(self, connect: Callable[[], Any], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Inspector: log in")
+        self._connect = connect
+        self.session: actions.Session | None = None
+        self.user = QLineEdit(self)
+        self.password = QLineEdit(self)
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.error = QLabel("", self)
+        self.error.setStyleSheet("color: #d62f2f")
+        self.error.setWordWrap(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
+        buttons.accepted.connect(self.try_login)
+        buttons.rejected.connect(self.reject)
+        form = QFormLayout(self)
+        form.addRow("user", self.user)
+        form.addRow("password", self.password)
+        form.addRow(self.error)
+        form.addRow(buttons)
+
+    def try_login(self) -> bool:
+        conn = self._connect()
+        try:
+            self.session = actions.login(conn, self.user.text().strip(), self.password.text())
+        except users.LoginError as e:  # NoUsersError included: its message says how to add one
+            self.error.setText(str(e))
+            self.password.clear()
+            return False
+        finally:
+            conn.close()
+        self.accept()
+        return True

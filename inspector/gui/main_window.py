@@ -1,0 +1,129 @@
+"""The operator window: live view, review queue, wafer map, history, and the engineer's tabs.
+
+Tabs a role may not use are not built at all (the window shows only what the role may do);
+``actions`` refuses the same things again underneath.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QLabel, QMainWindow, QTabWidget, QWidget
+
+from inspector.gui.context import AppContext
+from inspector.gui.permissions import can
+from inspector.gui.station_controller import StationController
+from inspector.gui.status import status_fields
+from inspector.gui.views.live_page import LivePage
+
+log = logging.getLogger(__name__)
+STATUS_MS = 500
+
+
+def default_station_factory(ctx: AppContext) -> Callable[[], Any]:
+    def build() -> Any:
+        from inspector.station.station import Station
+
+        return Station.from_config(ctx.cfg, ctx.cfg_hash, registry_root=ctx.registry_root, data_dir=ctx.data_dir,
+                                   headless=False, allow_no_model=bool(ctx.extra.get("allow_no_model")))
+    return build
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, ctx: AppContext, station_factory: Callable[[], Any] | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.setWindowTitle(f"Inspector: {ctx.cfg.station.name or ctx.cfg.station.id}"
+                            f"  [{ctx.user or 'nobody'} / {ctx.role or '-'}]")
+        self.controller = StationController(station_factory or default_station_factory(ctx), self)
+        self.tabs = QTabWidget(self)
+        self.setCentralWidget(self.tabs)
+        self.pages: dict[str, QWidget] = {}
+        self.live = LivePage(self.controller, ctx.class_names, self)
+        self._add("live", "Live", self.live)
+        if not can(ctx.session, "station"):
+            self.live.set_may_control(False, f"role {ctx.role}: watching only (start / stop need operator or engineer)")
+        self._build_tabs()
+        self.status_ms_max = 0.0  # CPU ms of the slowest status refresh (diagnostics)
+        self.status_labels: dict[str, QLabel] = {}
+        for key in ("state", "fps", "latency", "queue", "drops", "models", "mes"):
+            lab = QLabel("", self)
+            self.status_labels[key] = lab
+            self.statusBar().addPermanentWidget(lab)
+        self.controller.stateChanged.connect(lambda _s: self.update_status())
+        self.status_timer = QTimer(self)
+        self.status_timer.timeout.connect(self.update_status)
+        self.status_timer.start(STATUS_MS)
+        self.update_status()
+        self.resize(1200, 800)
+
+    def _add(self, key: str, title: str, page: QWidget) -> None:
+        self.pages[key] = page
+        self.tabs.addTab(page, title)
+
+    def _build_tabs(self) -> None:
+        s = self.ctx.session
+        # Imported here: each tab is optional and a failing one must not take the window down.
+        builders: list[tuple[str, str, str, Callable[[], QWidget]]] = []
+        from inspector.gui.views.review_view import ReviewView
+
+        builders.append(("review", "Review queue", "review", lambda: ReviewView(self.ctx, self)))
+        try:
+            from inspector.gui.views.wafer_page import WaferPage
+
+            if self.ctx.cfg.wafer is not None:
+                builders.append(("wafer", "Wafer map", "wafer", lambda: WaferPage(self.ctx, self)))
+        except ImportError:
+            pass
+        try:
+            from inspector.gui.views.history_view import HistoryView
+
+            builders.append(("history", "History", "history", lambda: HistoryView(self.ctx, self)))
+        except ImportError:
+            pass
+        try:
+            from inspector.gui.views.label_page import LabelPage
+
+            builders.append(("labels", "Label editor", "relabel", lambda: LabelPage(self.ctx, self)))
+        except ImportError:
+            pass
+        try:
+            from inspector.gui.views.settings_view import SettingsView
+
+            builders.append(("settings", "Settings", "settings",
+                             lambda: SettingsView(self.ctx, self.controller, self)))
+        except ImportError:
+            pass
+        try:
+            from inspector.gui.views.models_view import ModelsView
+
+            builders.append(("models", "Models", "models", lambda: ModelsView(self.ctx, self)))
+        except ImportError:
+            pass
+        for key, title, capability, build in builders:
+            if can(s, capability):
+                self._add(key, title, build())
+
+    def update_status(self) -> None:
+        t0 = time.thread_time()
+        mes = [m.id for m in self.ctx.cfg.mes] if self.ctx.cfg.mes else []
+        f = status_fields(self.controller.snapshot(), state=self.controller.state,
+                          models=self.controller.model_names() or [m.registry or m.name for m in self.ctx.cfg.models],
+                          mes=mes)
+        for key, text in f.items():
+            self.status_labels[key].setText(text)
+        self.status_ms_max = max(self.status_ms_max, (time.thread_time() - t0) * 1e3)
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802
+        # Stop the line cleanly: every accepted frame is still judged and stored.
+        self.status_timer.stop()
+        self.live.timer.stop()
+        if self.controller.station is not None and self.controller.state in ("running", "paused", "faulted"):
+            self.controller.stop()
+        self.controller.wait(60)
+        super().closeEvent(event)
