@@ -10,6 +10,7 @@ import click
 
 from inspector import __version__
 from inspector.cli_db import db
+from inspector.cli_mes import mes
 from inspector.cli_users import users
 
 
@@ -245,6 +246,7 @@ def gui(config_path: str, data_dir: Path | None, registry: Path | None, autostar
 
 main.add_command(db)  # `inspector db ...` lives in its own module
 main.add_command(users)  # `inspector users ...` too
+main.add_command(mes)  # `inspector mes ...`: the MES outbox
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ from inspector.core.decision import Decision
 from inspector.core.frame import Frame
 from inspector.core.ports import FrameSource
 from inspector.core.wafer import Die, WaferLayout
+from inspector.mes import outbox
+from inspector.mes.hub import MesConfigError, MesHub
 from inspector.runtime.ensemble import Ensemble
 from inspector.runtime.registry import RegistryError
 from inspector.station.bridge import Bridge
@@ -144,6 +146,18 @@ class Station:
             self.model_set_version = self.judge.model_set_version
             self.class_names = tuple(cfg.models[0].class_names)
         self.tracker = WaferTracker(cfg) if self.layout is not None else None
+        # MES outputs are checked now (env vars, CA files, optional packages): a bad one fails
+        # before anything is written; nothing connects until start().
+        self.mes: MesHub | None = None
+        if cfg.mes:
+            members = ensemble.members if ensemble is not None else ()
+            try:
+                self.mes = MesHub.from_config(
+                    cfg, cfg_hash, self.run_id, self.data_dir, class_names=self.class_names,
+                    models=[{"name": m.name, "version": m.version, "sha256": m.sha256} for m in members],
+                    state=lambda: self.metrics.state, model_set_version=self.model_set_version)
+            except MesConfigError as e:
+                raise StationError(f"station {cfg.station.id}: MES output {e}") from e
         self.store: StoreSink | None = None
         self.pipeline: Pipeline | None = None
         self.config_snapshot: Path | None = None
@@ -193,13 +207,14 @@ class Station:
         st = cfg.storage
         images = None if st.store_images == "none" else ImageStore(self.data_dir / "images", st.image_format,
                                                                    st.jpeg_quality)
-        writer = StoreWriter(self.db_path, images, queue_max=_STORE_QUEUE_MAX)
+        writer = StoreWriter(self.db_path, images, queue_max=_STORE_QUEUE_MAX,
+                             outbox_hook=outbox.write_drafts if self.mes is not None else None)
         try:
             writer.start()
         except Exception as e:
             raise StationError(f"station {cfg.station.id}: cannot open the store {self.db_path}: {e}") from e
         self.store = StoreSink(writer, self.run_id, self.class_names, store_images=st.store_images,
-                               metrics=self.metrics, on_ack=self.on_ack)
+                               metrics=self.metrics, on_ack=self.on_ack, mes=self.mes)
         members = self.ensemble.members if self.ensemble is not None else ()
         models = [(m.name, m.version, m.sha256, _model_path(m.detector)) for m in members]
         try:
@@ -208,6 +223,15 @@ class Station:
             self.store.close(5.0)
             raise StationError(f"station {cfg.station.id}: cannot record the run in {self.db_path}: {e}") from e
         self.metrics.add_gauge("store", lambda: len(self.store.pending_ids()) if self.store else 0)
+        if self.mes is not None:
+            # Forwarders resume whatever earlier runs left pending (an outage across a restart).
+            try:
+                self.mes.start(self.db_path)
+            except Exception as e:
+                self.mes.stop(5.0)
+                self.store.close(5.0)
+                raise StationError(f"station {cfg.station.id}: cannot start the MES outputs: {e}") from e
+            self.metrics.add_gauge("mes", self.mes.stats)  # outbox depth / oldest age / last error per output
         self.pipeline = Pipeline(
             self.sources, self.judge, config_hash=self.config_hash, model_set_version=self.model_set_version,
             mode=cfg.flow.mode, queue_size=cfg.flow.queue_size, batch_size=cfg.flow.batch_size,
@@ -271,6 +295,8 @@ class Station:
                     complete = False
                 self.store.close()
                 complete = complete and self.store.failed == 0 and not self.store.pending_ids()
+            if self.mes is not None:  # undelivered messages stay in the outbox for the next start
+                self.mes.stop()
             self.bridge.close()
             self._complete = complete
             self._write_summary()
@@ -323,6 +349,7 @@ class Station:
             "config_snapshot": None if self.config_snapshot is None else str(self.config_snapshot),
             "summary_file": None if self.summary_file is None else str(self.summary_file),
             "errors": snap["errors"],
+            "mes": None if self.mes is None else self.mes.stats(),
         }
 
     def _wafers(self) -> dict[str, dict[str, Any]]:

@@ -23,6 +23,7 @@ from typing import Any
 
 from inspector.core.decision import Decision, Verdict
 from inspector.core.frame import Frame
+from inspector.mes import outbox
 from inspector.station.inspection import WaferSummary
 from inspector.station.metrics import Metrics
 from inspector.station.pipeline import FrameResult
@@ -68,7 +69,7 @@ class StoreSink:
 
     def __init__(self, writer: StoreWriter, run_id: str, class_names: Sequence[str], *,
                  store_images: str = "all", metrics: Metrics | None = None, actor: str = "station",
-                 on_ack: Callable[[str], None] | None = None) -> None:
+                 on_ack: Callable[[str], None] | None = None, mes: Any = None) -> None:
         if store_images not in STORE_IMAGES:
             raise ValueError(f"store_images must be one of {', '.join(STORE_IMAGES)}, got {store_images!r}")
         self.writer = writer
@@ -78,6 +79,8 @@ class StoreSink:
         self.metrics = metrics
         self.actor = actor
         self.on_ack = on_ack
+        # inspector.mes.hub.MesHub (or None): its drafts ride in each record's transaction (the outbox).
+        self.mes = mes
         self._lock = threading.Lock()
         self._pending: dict[str, Future] = {}
         self.submitted = 0
@@ -118,16 +121,29 @@ class StoreSink:
         f, d = result.frame, result.decision
         image = needs_image(self.store_images, d.verdict)
         rec = DecisionRecord(f, d, list(result.per_model) if result.per_model is not None else None,
-                             self.run_id, self.class_names, image=image)
+                             self.run_id, self.class_names, image=image, outbox=self._drafts(f, d))
         t0 = time.monotonic()
         future = self.writer.submit(rec)
         with self._lock:
             self.submitted += 1
             self._pending[f.frame_id] = future
-        future.add_done_callback(lambda fut: self._acked(f, t0, fut))
+        future.add_done_callback(lambda fut: self._acked(f, t0, fut, d))
         return future
 
-    def _acked(self, frame: Frame, t_submit: float, fut: Future) -> None:
+    def _drafts(self, frame: Frame, decision: Decision) -> tuple:
+        if self.mes is None:
+            return ()
+        try:
+            return tuple(self.mes.drafts(frame, decision))
+        except Exception as e:  # noqa: BLE001 - the decision is still recorded; the gap is reported loudly
+            msg = f"mes: no outbox message for frame {frame.frame_id}: {type(e).__name__}: {e}"
+            log.error(msg)
+            if self.metrics is not None:
+                self.metrics.error(msg)
+                self.metrics.count("mes_errors")
+            return ()
+
+    def _acked(self, frame: Frame, t_submit: float, fut: Future, decision: Decision | None = None) -> None:
         now = time.monotonic()
         err = fut.exception()
         with self._lock:
@@ -138,6 +154,11 @@ class StoreSink:
                 self.failed += 1
                 self.errors.append(str(err))
                 del self.errors[:-_MAX_ERRORS]
+        if err is None and self.mes is not None and decision is not None:
+            try:
+                self.mes.committed(frame, decision)
+            except Exception as e:  # noqa: BLE001
+                log.warning("mes: committed() failed for frame %s: %s", frame.frame_id, e)
         if err is None and self.on_ack is not None:
             try:
                 self.on_ack(frame.frame_id)
@@ -164,10 +185,31 @@ class StoreSink:
     def record_wafer(self, summary: WaferSummary) -> Future:
         """Audit one wafer result after its dies are committed; the future gives the audit seq."""
         payload = wafer_payload(summary, self.run_id, self._config_hash, self._model_set_version)
+        self._queue_wafer_messages(summary)
         fut = self._events.submit(self._write_wafer, summary, payload)
         with self._lock:
             self.wafer_events.append((summary, fut))
         return fut
+
+    def _queue_wafer_messages(self, summary: WaferSummary) -> None:
+        # Through the writer queue, on the record thread: the wafer's messages follow its dies in
+        # the outbox (and precede the next wafer's), like the dies in the writer's order.
+        if self.mes is None:
+            return
+        what = f"wafer {summary.lot}/{summary.wafer} MES messages"
+        try:
+            drafts = tuple(self.mes.wafer_drafts(summary))
+            if drafts:
+                fut = self.writer.submit_job(lambda conn: outbox.enqueue(conn, drafts), what)
+                fut.add_done_callback(lambda f: f.exception() and self._mes_error(f"{what}: {f.exception()}"))
+        except Exception as e:  # noqa: BLE001
+            self._mes_error(f"{what} not queued: {type(e).__name__}: {e}")
+
+    def _mes_error(self, msg: str) -> None:
+        log.error("mes: %s", msg)
+        if self.metrics is not None:
+            self.metrics.error(f"mes: {msg}")
+            self.metrics.count("mes_errors")
 
     def _write_wafer(self, summary: WaferSummary, payload: Mapping[str, Any]) -> int:
         try:

@@ -158,6 +158,31 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER users_no_delete BEFORE DELETE ON users
     BEGIN SELECT RAISE(ABORT, 'users: rows are never deleted; deactivate the user instead'); END;
     """,
+    # 4: the MES outbox (inspector.mes.outbox). A unit's message is inserted in the same transaction
+    # as its decision, so a committed decision always has its pending message. One row per
+    # (transport, key): the key (station/run/frame) is what receivers de-duplicate on. `id` gives
+    # the delivery order; `stream` (lot/wafer or camera/zone) is the unit stream kept in order.
+    # `delivered` stays NULL until the receiver acknowledged; the partial index keeps the pending
+    # scan fast however many delivered rows accumulate.
+    """
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        transport TEXT NOT NULL,         -- MES output id (config mes[].id)
+        key TEXT NOT NULL,               -- idempotency key
+        stream TEXT NOT NULL,            -- ordering unit
+        kind TEXT NOT NULL,              -- unit / wafer / klarf
+        body TEXT NOT NULL,              -- what is sent (JSON or KLARF text)
+        meta TEXT NOT NULL DEFAULT '{}', -- transport details (MQTT topic, file name), JSON
+        created TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_attempt TEXT,
+        last_error TEXT,
+        delivered TEXT,
+        UNIQUE (transport, key)
+    );
+    CREATE INDEX outbox_pending ON outbox(transport, id) WHERE delivered IS NULL;
+    CREATE INDEX outbox_created ON outbox(created);
+    """,
 ]
 
 

@@ -47,6 +47,9 @@ class DecisionRecord:
     run_id: str
     class_names: Sequence[str]
     image: bool = True  # store the frame's image (the station's storage.store_images policy decides)
+    # MES messages for this unit (opaque to the store): the writer's ``outbox_hook`` inserts them in
+    # the decision's own transaction, so a committed decision never lacks its outbound message.
+    outbox: Sequence[Any] = ()
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,11 @@ class Stored:
     image_sha256: str | None
     image_path: str | None
     image_error: str | None = None  # the image could not be written; the decision still was
+
+
+# Called inside the record's transaction (after its rows) when ``DecisionRecord.outbox`` is not
+# empty; raising rolls the decision back with it (inspector.mes.outbox.write_drafts).
+OutboxHook = Callable[[sqlite3.Connection, DecisionRecord, Stored], None]
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,7 +160,7 @@ class StoreWriter:
 
     def __init__(self, db_path: str | Path, image_store: ImageStore | None = None, batch_max: int = 64,
                  batch_wait_s: float = 0.05, *, actor: str = "station", queue_max: int = 4096,
-                 image_workers: int = 4) -> None:
+                 image_workers: int = 4, outbox_hook: OutboxHook | None = None) -> None:
         if batch_max < 1:
             raise ValueError(f"batch_max must be at least 1, got {batch_max}")
         self.db_path = Path(db_path)
@@ -160,6 +168,7 @@ class StoreWriter:
         self.batch_max = int(batch_max)
         self.batch_wait_s = float(batch_wait_s)
         self.actor = actor
+        self.outbox_hook = outbox_hook
         self.image_workers = max(1, int(image_workers))
         self._pool: ThreadPoolExecutor | None = None
         self._q: queue.Queue = queue.Queue(maxsize=queue_max)
@@ -223,10 +232,21 @@ class StoreWriter:
 
         def apply(conn: sqlite3.Connection) -> Stored:
             seq = write_record(conn, record, image["sha"], image["path"], actor=self.actor)
-            return Stored(record.frame.frame_id, seq, image["sha"], image["path"], image["error"])
+            stored = Stored(record.frame.frame_id, seq, image["sha"], image["path"], image["error"])
+            if record.outbox:
+                if self.outbox_hook is None:  # silently dropping MES messages would break "delivered once"
+                    raise RecordError(f"frame {record.frame.frame_id!r} carries MES outbox messages but this "
+                                      "StoreWriter has no outbox_hook")
+                self.outbox_hook(conn, record, stored)
+            return stored
 
         job.apply, job.prepare = apply, prepare
         return self._put(job)
+
+    def submit_job(self, apply: Callable[[sqlite3.Connection], Any], what: str) -> Future:
+        """Run ``apply(conn)`` in a writer transaction, in submission order with the records
+        (a wafer's MES messages follow its dies); the future gives its return value."""
+        return self._put(_Job(apply, what))
 
     def record_run_start(self, run_id: str, station_id: str, *, started: datetime | None = None,
                          config_hash: str | None = None, model_set_version: str | None = None) -> Future:

@@ -1,0 +1,194 @@
+"""The durable MES outbox: rows written with the decisions, read and acknowledged by forwarders.
+
+Lifecycle of a row (table ``outbox``, migration 4 of inspector.store.db):
+
+1. inserted (``INSERT OR IGNORE`` on ``(transport, key)``) in the *same* transaction as its
+   decision: :func:`write_drafts` is the StoreWriter's ``outbox_hook``;
+2. read in ``id`` order by the transport's forwarder (:func:`pending`);
+3. marked ``delivered`` only after the receiver acknowledged it (:func:`mark_delivered`); a
+   failure only counts ``attempts`` and keeps ``last_error`` (:func:`record_failure`).
+
+Delivery is at least once (a crash between the acknowledgement and the mark sends the row
+again); receivers de-duplicate on the key. :func:`replay` puts delivered rows back in the queue.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from inspector.store.db import iso_utc, transaction
+
+KINDS = ("unit", "wafer", "klarf")
+
+
+@dataclass(frozen=True)
+class Draft:
+    """One message before it is in the outbox. ``body`` is a dict (JSON; a ``"image"`` key is
+    filled in with the stored image once the writer has it) or text (KLARF)."""
+
+    transport: str
+    key: str
+    stream: str
+    kind: str
+    body: Any
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    transport: str
+    key: str
+    stream: str
+    kind: str
+    body: str
+    meta: dict[str, Any]
+    created: str
+    attempts: int
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+def enqueue(conn: sqlite3.Connection, drafts: Iterable[Draft], *, image: Mapping[str, Any] | None = None,
+            created: str | None = None) -> int:
+    """Insert drafts (call inside a transaction); a key already queued for a transport is ignored.
+    Returns the number of new rows."""
+    created = created or iso_utc()
+    texts: dict[int, str] = {}  # one body dict is often shared by several transports: serialise once
+    rows = []
+    for d in drafts:
+        if d.kind not in KINDS:
+            raise ValueError(f"outbox message {d.key!r}: kind must be one of {', '.join(KINDS)}, got {d.kind!r}")
+        if isinstance(d.body, Mapping):
+            text = texts.get(id(d.body))
+            if text is None:
+                body = {**d.body, "image": dict(image)} if image is not None and "image" in d.body else d.body
+                text = texts[id(d.body)] = _dumps(body)
+        else:
+            text = str(d.body)
+        rows.append((d.transport, d.key, d.stream, d.kind, text, _dumps(dict(d.meta)), created))
+    before = conn.total_changes
+    conn.executemany("INSERT OR IGNORE INTO outbox (transport, key, stream, kind, body, meta, created)"
+                     " VALUES (?,?,?,?,?,?,?)", rows)
+    return conn.total_changes - before
+
+
+def write_drafts(conn: sqlite3.Connection, record: Any, stored: Any) -> None:
+    """The StoreWriter's ``outbox_hook``: the record's drafts, with the image it just stored."""
+    image = None
+    if getattr(stored, "image_sha256", None):
+        image = {"sha256": stored.image_sha256, "path": f"images/{stored.image_path}"}
+    enqueue(conn, record.outbox, image=image)
+
+
+def pending(conn: sqlite3.Connection, transport: str, limit: int = 200,
+            exclude_streams: Iterable[str] = ()) -> list[OutboxRow]:
+    """The oldest undelivered rows of a transport, in id (= delivery) order."""
+    excl = list(exclude_streams)
+    sql = ("SELECT id, transport, key, stream, kind, body, meta, created, attempts FROM outbox"
+           " WHERE transport = ? AND delivered IS NULL")
+    args: list[Any] = [transport]
+    if excl:
+        sql += f" AND stream NOT IN ({','.join('?' * len(excl))})"
+        args += excl
+    sql += " ORDER BY id LIMIT ?"
+    args.append(int(limit))
+    return [OutboxRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8])
+            for r in conn.execute(sql, args)]
+
+
+def mark_delivered(conn: sqlite3.Connection, ids: Sequence[int], when: str | None = None) -> None:
+    """Mark rows acknowledged by their receiver (one transaction)."""
+    if not ids:
+        return
+    when = when or iso_utc()
+    with transaction(conn):
+        conn.executemany("UPDATE outbox SET delivered = ?, last_error = NULL WHERE id = ?", [(when, i) for i in ids])
+
+
+def record_failure(conn: sqlite3.Connection, row_id: int, error: str) -> None:
+    with transaction(conn):
+        conn.execute("UPDATE outbox SET attempts = attempts + 1, last_attempt = ?, last_error = ? WHERE id = ?",
+                     (iso_utc(), error[:2000], row_id))
+
+
+def depth(conn: sqlite3.Connection, transport: str) -> tuple[int, str | None]:
+    """(pending rows, created time of the oldest) of one transport."""
+    n, oldest = conn.execute("SELECT COUNT(*), MIN(created) FROM outbox WHERE transport = ? AND delivered IS NULL",
+                             (transport,)).fetchone()
+    return int(n), oldest
+
+
+def age_s(created: str | None, now: datetime | None = None) -> float | None:
+    if created is None:
+        return None
+    now = now or datetime.now(timezone.utc)
+    return round((now - datetime.fromisoformat(created)).total_seconds(), 3)
+
+
+def status(conn: sqlite3.Connection, transports: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
+    """Per transport: pending depth, oldest pending message and its age, delivered count, last error."""
+    out: dict[str, dict[str, Any]] = {t: {"pending": 0, "oldest_pending": None, "oldest_age_s": None,
+                                          "delivered": 0, "last_delivered": None, "last_error": None,
+                                          "last_error_at": None, "max_attempts": 0} for t in transports}
+    now = datetime.now(timezone.utc)
+
+    def entry(t: str) -> dict[str, Any]:
+        return out.setdefault(t, {"pending": 0, "oldest_pending": None, "oldest_age_s": None, "delivered": 0,
+                                  "last_delivered": None, "last_error": None, "last_error_at": None,
+                                  "max_attempts": 0})
+
+    for t, n, oldest, attempts in conn.execute(
+            "SELECT transport, COUNT(*), MIN(created), MAX(attempts) FROM outbox WHERE delivered IS NULL"
+            " GROUP BY transport"):
+        e = entry(t)
+        e.update(pending=n, oldest_pending=oldest, oldest_age_s=age_s(oldest, now), max_attempts=attempts)
+    for t, n, last in conn.execute("SELECT transport, COUNT(*), MAX(delivered) FROM outbox"
+                                   " WHERE delivered IS NOT NULL GROUP BY transport"):
+        entry(t).update(delivered=n, last_delivered=last)
+    for t, err, at in conn.execute(
+            "SELECT o.transport, o.last_error, o.last_attempt FROM outbox o JOIN"
+            " (SELECT transport, MAX(last_attempt) AS at FROM outbox WHERE last_error IS NOT NULL GROUP BY transport) m"
+            " ON m.transport = o.transport AND m.at = o.last_attempt WHERE o.last_error IS NOT NULL"):
+        entry(t).update(last_error=err, last_error_at=at)
+    return out
+
+
+def replay(conn: sqlite3.Connection, since: datetime | str, *, until: datetime | str | None = None,
+           transport: str | None = None) -> int:
+    """Queue delivered rows created in [since, until) again (receivers de-duplicate by key); returns how many."""
+    def t(v: datetime | str) -> str:
+        return iso_utc(v) if isinstance(v, datetime) else str(v)
+
+    sql = "UPDATE outbox SET delivered = NULL, attempts = 0, last_error = NULL WHERE delivered IS NOT NULL AND created >= ?"
+    args: list[Any] = [t(since)]
+    if until is not None:
+        sql += " AND created < ?"
+        args.append(t(until))
+    if transport is not None:
+        sql += " AND transport = ?"
+        args.append(transport)
+    with transaction(conn):
+        return conn.execute(sql, args).rowcount
+
+
+def prune_delivered(conn: sqlite3.Connection, before: datetime | str) -> int:
+    """Delete rows delivered before ``before`` (the decision itself stays in the store)."""
+    when = iso_utc(before) if isinstance(before, datetime) else str(before)
+    with transaction(conn):
+        return conn.execute("DELETE FROM outbox WHERE delivered IS NOT NULL AND delivered < ?", (when,)).rowcount
+
+
+def transports_in(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT DISTINCT transport FROM outbox ORDER BY transport")]
+
+
+__all__ = ["Draft", "KINDS", "OutboxRow", "age_s", "depth", "enqueue", "mark_delivered", "pending",
+           "prune_delivered", "record_failure", "replay", "status", "transports_in", "write_drafts"]
