@@ -44,7 +44,8 @@ CLASS_NAMES: tuple[str, ...] = ("particle", "scratch", "residue", "pattern", "ed
 CLASS_ID: dict[str, int] = {n: i for i, n in enumerate(CLASS_NAMES)}
 SIGNATURES: tuple[str, ...] = ("random", "cluster", "edge_ring", "scratch_line")
 # Bump when pixels or boxes for a given seed change (written into dataset manifests).
-GENERATOR_VERSION = "1.2"  # 1.1: wider scratches, larger pattern defects; 1.2: dashed scratch lines, line opens
+GENERATOR_VERSION = "1.3"  # 1.1: wider scratches, larger pattern defects; 1.2: dashed scratch lines, line opens;
+# 1.3: opens have ragged ends and a scorched floor
 
 MIN_BOX_PX = 6  # a defect thinner than this after clipping is not drawn (and so not labelled)
 _ALPHA_CUT = 0.06  # alpha below this is set to 0: the drawn extent and the box are the same set
@@ -416,12 +417,19 @@ def _render_pattern(spec: DefectSpec, surf: _Surface) -> list[_Overlay]:
     if spec.variant == "missing":
         fx0, fy0, fx1, fy1 = surf.features[spec.index]
         horizontal = (fx1 - fx0) >= (fy1 - fy0)
+        # An open left by a defect, not a design gap: ragged, eaten-back ends and a scorched,
+        # darker floor, so it reads as damage without having to know the layout.
+        k = 5
+        jag_lo = rng.uniform(-0.12, 0.12, k) * spec.size
+        jag_hi = rng.uniform(-0.12, 0.12, k) * spec.size
         if horizontal:
             lo, hi = spec.x - spec.size / 2, spec.x + spec.size / 2
-            rect = np.array([(lo, fy0 - 2), (hi, fy0 - 2), (hi, fy1 + 2), (lo, fy1 + 2)])
+            across = np.linspace(fy0 - 2, fy1 + 2, k)
+            rect = np.concatenate([np.stack([lo + jag_lo, across], 1), np.stack([hi + jag_hi, across], 1)[::-1]])
         else:
             lo, hi = spec.y - spec.size / 2, spec.y + spec.size / 2
-            rect = np.array([(fx0 - 2, lo), (fx1 + 2, lo), (fx1 + 2, hi), (fx0 - 2, hi)])
+            across = np.linspace(fx0 - 2, fx1 + 2, k)
+            rect = np.concatenate([np.stack([across, lo + jag_lo], 1), np.stack([across, hi + jag_hi], 1)[::-1]])
         pts = surf.to_image(rect)
         roi = _clip_roi(pts[:, 0].min() - 2, pts[:, 1].min() - 2, pts[:, 0].max() + 3, pts[:, 1].max() + 3,
                         surf.w, surf.h)
@@ -431,7 +439,8 @@ def _render_pattern(spec: DefectSpec, surf: _Surface) -> list[_Overlay]:
         # The top-metal mask is optically blurred; saturate it so no faint outline of the removed
         # shape is left behind.
         alpha = region * np.minimum(1.0, 4.0 * surf.top_roi(*roi))
-        return [(roi[0], roi[1], alpha, surf.under_roi(*roi))]
+        scorch = np.array([rng.uniform(0.45, 0.6), rng.uniform(0.5, 0.65), rng.uniform(0.6, 0.75)], np.float32)
+        return [(roi[0], roi[1], alpha, surf.under_roi(*roi)), (roi[0], roi[1], region * 0.9, lambda pix: pix * scorch)]
     # Bridge: an irregular blob of top metal spanning the gap between two shapes.
     gx0, gy0, gx1, gy1, orient = surf.gaps[spec.index]
     half = spec.size / 2
