@@ -43,6 +43,7 @@ from inspector.runtime.tiling import TiledDetector  # noqa: E402
 from inspector.station.rules_builder import build_rule_set, make_rule_input  # noqa: E402
 
 CACHE = REPO / "bench" / ".cache"
+STATION_MARKER = "## Station, store and MES"
 
 
 def machine() -> dict:
@@ -229,7 +230,12 @@ def write_markdown(r: dict, path: Path) -> None:
         "",
     ]
     lines += _shipped_markdown(r.get("shipped_model"))
-    path.write_text("\n".join(lines))
+    # The station, store and MES figures come from their own scripts (bench/bench_*.py,
+    # bench/durability.py) and are kept below this marker when the runtime part is rewritten.
+    tail = ""
+    if path.exists() and STATION_MARKER in path.read_text():
+        tail = path.read_text()[path.read_text().index(STATION_MARKER):]
+    path.write_text("\n".join(lines) + ("\n" + tail if tail else ""))
 
 
 def _shipped_markdown(sm: dict | None) -> list[str]:

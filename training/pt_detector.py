@@ -68,8 +68,10 @@ class UltralyticsDetector:
         # ultralytics expects 3-channel BGR arrays; grey frames are replicated like OnnxDetector does.
         bgr = [cv2.cvtColor(im, cv2.COLOR_GRAY2BGR) if im.ndim == 2 or im.shape[2] == 1 else
                (cv2.cvtColor(im, cv2.COLOR_BGRA2BGR) if im.shape[2] == 4 else im) for im in images]
+        # `half` only when asked: ultralytics warns on every call that passes it (deprecated there).
+        extra = {"half": True} if self.half else {}
         results = self.model.predict(bgr, imgsz=self.imgsz, conf=self.conf, iou=self.iou, device=self.device,
-                                     max_det=self.max_det, half=self.half, verbose=False)
+                                     max_det=self.max_det, verbose=False, **extra)
         out = []
         for r in results:
             b = r.boxes
