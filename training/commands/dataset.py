@@ -170,6 +170,11 @@ def dataset(out: Path, from_yolo: Path | None, from_coco: Path | None, images_di
                    f"{len(manifest['groups'][sp])} groups): {per_class}")
     for note in build.notes:
         click.echo(f"  note: {note}")
+    for sp in ("train", "val"):
+        if n_img and not manifest["images"].get(sp):
+            # Whole groups go to one split: too few groups leave one split empty, and training needs both.
+            click.echo(f"  warning: the {sp} split is empty ({sum(len(g) for g in manifest['groups'].values())} "
+                       "group(s) in all); add data from more groups or choose a finer --group-by", err=True)
     issues_path = (out / "issues.txt").resolve()
     click.echo(f"  issues: {len(build.issues)} (see {issues_path})")
     if build.issues:
