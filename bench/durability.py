@@ -52,6 +52,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+from helpers import tiny_models as _helpers  # noqa: E402  (one tiny-model builder for tests and bench)
 
 CHILD = Path(__file__).resolve().parent / "durability_child.py"
 CLASSES = ("particle", "scratch", "residue", "pattern", "edge_chip")
@@ -86,43 +88,12 @@ storage: {{store_images: all, image_format: png}}
 
 
 def tiny_onnx(path: Path, class_names: tuple[str, ...] = CLASSES, imgsz: int = DIE_PX, bias: float = -0.35) -> Path:
-    """A valid YOLO-shaped ONNX model (1, 4+nc, anchors): the image shifted by ``bias``, reshaped.
-    Real inference (pre-process, onnxruntime, decode, NMS) at almost no cost; bright pixels become
-    boxes, so decisions carry detections and verdicts vary."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    c = 4 + len(class_names)
-    if (3 * imgsz * imgsz) % c:
-        raise ValueError(f"3 x {imgsz}^2 values do not reshape into {c} rows")
-    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, imgsz, imgsz])
-    y = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, c, None])
-    inits = [helper.make_tensor("bias", TensorProto.FLOAT, [1], [bias]),
-             helper.make_tensor("shape", TensorProto.INT64, [3], [1, c, -1])]
-    nodes = [helper.make_node("Add", ["images", "bias"], ["shifted"]),
-             helper.make_node("Reshape", ["shifted", "shape"], ["output0"])]
-    model = helper.make_model(helper.make_graph(nodes, "tiny", [x], [y], initializer=inits),
-                              opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    for k, v in {"names": str(dict(enumerate(class_names))), "imgsz": str([imgsz, imgsz]), "task": "detect",
-                 "stride": "32"}.items():
-        p = model.metadata_props.add()
-        p.key, p.value = k, v
-    onnx.save(model, path)
-    return path
+    """The tests' tiny YOLO-shaped model (the image shifted by ``bias``, reshaped): real inference
+    at almost no cost; bright pixels become boxes, so decisions carry detections."""
+    return _helpers.tiny_onnx(path, class_names, imgsz, bias)
 
 
-def register(root: Path, name: str, onnx_file: Path, classes: tuple[str, ...], imgsz: int) -> None:
-    """One production version in a registry laid out by hand (the layout the registry reads)."""
-    from inspector.runtime.model_artifact import write_manifest
-
-    folder = root / name / "1"
-    folder.mkdir(parents=True)
-    onnx_file.replace(folder / "model.onnx")
-    sha = json.loads(write_manifest(folder / "model.onnx", name, "1", classes, imgsz).read_text())["sha256"]
-    (root / "index.json").write_text(json.dumps({"schema": 1, "models": {name: {
-        "versions": {"1": {"stage": "production", "sha256": sha, "path": f"{name}/1"}},
-        "production_history": ["1"]}}}))
+register = _helpers.register_production
 
 
 def prepare(workdir: Path, seed: int = 0) -> tuple[Path, Path, Path]:

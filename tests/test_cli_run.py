@@ -9,25 +9,14 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers.tiny_models import register_production as register
 from helpers.tiny_models import tiny_onnx
 
 from inspector.cli import main
-from inspector.runtime.model_artifact import write_manifest
 from inspector.store import queries
 from inspector.store.db import open_db
 
 DEMO_CLASSES = ("particle", "scratch", "residue", "pattern", "edge_chip")
-
-
-def register(root: Path, name: str, onnx_file: Path, classes, imgsz: int) -> None:
-    """One production version in a registry laid out by hand (as tests/runtime/test_registry_reader.py)."""
-    folder = root / name / "1"
-    folder.mkdir(parents=True)
-    onnx_file.rename(folder / "model.onnx")
-    sha = json.loads(write_manifest(folder / "model.onnx", name, "1", classes, imgsz).read_text())["sha256"]
-    (root / "index.json").write_text(json.dumps({"schema": 1, "models": {name: {
-        "versions": {"1": {"stage": "production", "sha256": sha, "path": f"{name}/1"}},
-        "production_history": ["1"]}}}))
 
 
 def blank_detector_onnx(path: Path, class_names, imgsz: int, anchors: int = 64) -> Path:

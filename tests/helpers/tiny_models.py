@@ -11,6 +11,8 @@ def tiny_onnx(path: Path, class_names=("scratch", "particle"), imgsz: int = 32, 
     from onnx import TensorProto, helper
 
     c = 4 + len(class_names)
+    if (3 * imgsz * imgsz) % c:
+        raise ValueError(f"3 x {imgsz}^2 values do not reshape into {c} rows")
     x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, imgsz, imgsz])
     y = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, c, None])
     inits = [helper.make_tensor("bias", TensorProto.FLOAT, [1], [bias]),
@@ -27,3 +29,18 @@ def tiny_onnx(path: Path, class_names=("scratch", "particle"), imgsz: int = 32, 
         p.key, p.value = k, v
     onnx.save(model, path)
     return path
+
+
+def register_production(root: Path, name: str, onnx_file: Path, classes, imgsz: int) -> None:
+    """One production version in a registry laid out by hand (the layout the registry reads)."""
+    import json
+
+    from inspector.runtime.model_artifact import write_manifest
+
+    folder = root / name / "1"
+    folder.mkdir(parents=True)
+    onnx_file.replace(folder / "model.onnx")
+    sha = json.loads(write_manifest(folder / "model.onnx", name, "1", classes, imgsz).read_text())["sha256"]
+    (root / "index.json").write_text(json.dumps({"schema": 1, "models": {name: {
+        "versions": {"1": {"stage": "production", "sha256": sha, "path": f"{name}/1"}},
+        "production_history": ["1"]}}}))
