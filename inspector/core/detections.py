@@ -91,12 +91,39 @@ class Detections:
     def __len__(self) -> int:
         return int(self.xyxy.shape[0])
 
+    @classmethod
+    def _trusted(cls, xyxy: np.ndarray, score: np.ndarray, class_id: np.ndarray, model_index: np.ndarray,
+                 support: np.ndarray) -> Detections:
+        """Wrap columns already of the right dtypes and shapes (selections of a valid instance).
+
+        Skips ``__init__``'s checks: selection sits on the per-frame path (every filtering rule
+        makes one), where re-validating five columns cost more than the selection itself.
+        """
+        self = object.__new__(cls)
+        for name, col in (("xyxy", xyxy), ("score", score), ("class_id", class_id),
+                          ("model_index", model_index), ("support", support)):
+            col.flags.writeable = False
+            object.__setattr__(self, name, col)
+        return self
+
     def __getitem__(self, index: Any) -> Detections:
         """Select by boolean mask, integer array or slice; always returns ``Detections``."""
         if isinstance(index, (int, np.integer)):
             index = slice(int(index), int(index) + 1 if index != -1 else None)
-        return Detections(self.xyxy[index], self.score[index], self.class_id[index],
-                          self.model_index[index], self.support[index])
+        if isinstance(index, slice):
+            return Detections._trusted(self.xyxy[index], self.score[index], self.class_id[index],
+                                       self.model_index[index], self.support[index])
+        index = np.asarray(index)
+        if index.size == 0 and index.dtype.kind == "f":
+            index = index.astype(np.intp)  # an empty list selects nothing
+        if index.dtype == bool:
+            if index.shape != (len(self),):
+                raise IndexError(f"Detections: boolean mask of shape {index.shape} for {len(self)} boxes")
+            index = index.nonzero()[0]  # one scan of the mask, then five cheap takes
+        elif index.dtype.kind not in "iu":
+            raise IndexError(f"Detections: index must be a boolean mask, integers or a slice, got {index.dtype}")
+        return Detections._trusted(self.xyxy.take(index, 0), self.score.take(index), self.class_id.take(index),
+                                   self.model_index.take(index), self.support.take(index))
 
     def filter(self, mask: np.ndarray) -> Detections:
         mask = np.asarray(mask, dtype=bool)

@@ -429,24 +429,34 @@ class _Clusters:
             state[slot] = new
 
     def _python_tail(self, m: int, s0: int, used: np.ndarray) -> None:
-        """Boxes s0.. of groups 0..m-1, visited in Python with the numpy steps' exact arithmetic."""
+        """Boxes s0.. of groups 0..m-1, visited in Python with the numpy steps' exact arithmetic.
+
+        The groups' rows are read into lists once and written back once: per-group numpy calls
+        cost more than the few boxes most groups have left.
+        """
         thr = self.iou_thr
-        for g in range(m):
-            st = int(self.start[g])
-            size = int(self.sizes[g])
-            nc = int(used[g])
-            clusters = self.state[st:st + nc].tolist()
-            slots = []
-            boxes = self.box[st + s0:st + size].tolist()
-            weights = self.ws[st + s0:st + size].tolist()
-            for j, ((bx1, by1, bx2, by2, ba), w) in enumerate(zip(boxes, weights)):
-                if len(clusters) > _PY_MAX_CLUSTERS:  # a large group: vectorise over its clusters
-                    self.state[st:st + len(clusters)] = clusters
-                    self.slot[st + s0:st + s0 + j] = np.asarray(slots, np.intp) + st
-                    self._numpy_tail(st, size, s0 + j, len(clusters))
+        starts = self.start[:m].tolist()
+        sizes = self.sizes[:m].tolist()
+        n_used = used[:m].tolist()
+        end = starts[-1] + sizes[-1]  # groups are stored contiguously, largest first
+        rows = self.state[:end].tolist()
+        boxes = self.box[:end].tolist()
+        weights = self.ws[:end].tolist()
+        slot_at: list[int] = []
+        slot_to: list[int] = []
+        in_numpy: list[tuple[int, int]] = []  # groups finished by _numpy_tail (their rows are current there)
+        for st, size, nc in zip(starts, sizes, n_used):
+            top = st + nc  # one past the group's last cluster
+            for i in range(st + s0, st + size):
+                if top - st > _PY_MAX_CLUSTERS:  # a large group: vectorise over its clusters
+                    self.state[st:top] = rows[st:top]
+                    self._numpy_tail(st, size, i - st, top - st)
+                    in_numpy.append((st, size))
                     break
+                bx1, by1, bx2, by2, ba = boxes[i]
                 best, best_iou = -1, thr
-                for k, c in enumerate(clusters):
+                for k in range(st, top):
+                    c = rows[k]
                     iw = min(c[2], bx2) - max(c[0], bx1)
                     if iw <= 0.0:
                         continue
@@ -457,15 +467,24 @@ class _Clusters:
                     iou = inter / ((c[4] + ba) - inter)
                     if iou > best_iou:  # strict: the first of equal maxima, as argmax
                         best, best_iou = k, iou
+                w = weights[i]
+                slot_at.append(i)
                 if best < 0:
-                    slots.append(len(clusters))
-                    clusters.append([bx1, by1, bx2, by2, ba, *_round_f32(w * bx1, w * by1, w * bx2, w * by2), w])
-                    continue
-                slots.append(best)
-                clusters[best] = _merged(clusters[best], bx1, by1, bx2, by2, w)
-            else:
-                self.state[st:st + len(clusters)] = clusters
-                self.slot[st + s0:st + size] = np.asarray(slots, np.intp) + st
+                    slot_to.append(top)
+                    rows[top] = [bx1, by1, bx2, by2, ba, *_round_f32(w * bx1, w * by1, w * bx2, w * by2), w]
+                    top += 1
+                else:
+                    slot_to.append(best)
+                    rows[best] = _merged(rows[best], bx1, by1, bx2, by2, w)
+        if in_numpy:  # write back only the groups finished here
+            done = {st for st, _ in in_numpy}
+            for st, size in zip(starts, sizes):
+                if st not in done:
+                    self.state[st:st + size] = rows[st:st + size]
+        else:
+            self.state[:end] = rows
+        if slot_at:
+            self.slot[slot_at] = slot_to
 
     def _numpy_tail(self, st: int, size: int, s0: int, nc: int) -> None:
         """Boxes s0.. of the group at ``st``, one at a time, IoU vectorised over its nc clusters."""

@@ -26,7 +26,7 @@ cited. ``RuleResult.kept_index`` maps kept boxes back to the fused input.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -110,8 +110,13 @@ def _plural(n: int, word: str = "box") -> str:
 
 def _by_class(inp: RuleInput, class_ids: np.ndarray) -> str:
     """'2 particle, 1 scratch' for the given class ids."""
-    ids, counts = np.unique(class_ids, return_counts=True)
-    return ", ".join(f"{c} {inp.class_name(int(i))}" for i, c in zip(ids, counts))
+    if len(class_ids) and class_ids.min() >= 0:
+        counts = np.bincount(class_ids)  # class ids are small: cheaper than np.unique
+        ids = counts.nonzero()[0]
+        counts = counts[ids]
+    else:
+        ids, counts = np.unique(class_ids, return_counts=True)
+    return ", ".join(f"{c} {inp.class_name(i)}" for i, c in zip(ids.tolist(), counts.tolist()))
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -126,13 +131,19 @@ class Rule:
             raise ValueError(f"{type(self).__name__}: a rule needs an id")
         if self.classes is not None:
             object.__setattr__(self, "classes", tuple(int(c) for c in self.classes))
-            object.__setattr__(self, "_class_arr", np.asarray(self.classes, np.int32))
+            # A bool lookup table by class id: cheaper than np.isin on the per-frame path.
+            lut = np.zeros(max([c + 1 for c in self.classes if c >= 0], default=0) + 1, bool)
+            lut[[c for c in self.classes if c >= 0]] = True
+            object.__setattr__(self, "_class_lut", lut)
 
     def applies(self, det: Detections) -> np.ndarray:
         """Bool mask of the boxes this rule looks at."""
         if self.classes is None:
             return np.ones(len(det), dtype=bool)
-        return np.isin(det.class_id, self._class_arr)  # type: ignore[attr-defined]
+        lut = self._class_lut  # type: ignore[attr-defined]
+        cid = det.class_id
+        # ids outside the table (negative or beyond the listed ones) land on its last, False, entry
+        return lut.take(np.where((cid >= 0) & (cid < len(lut)), cid, len(lut) - 1))
 
     def apply(self, inp: RuleInput, state: dict[str, Any]) -> RuleStep:
         raise NotImplementedError
@@ -166,18 +177,28 @@ class ClassThreshold(Rule):
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "thresholds", {int(k): float(v) for k, v in self.thresholds.items()})
-        object.__setattr__(self, "_keys", np.asarray(list(self.thresholds), np.int32))
-        object.__setattr__(self, "_vals", np.asarray(list(self.thresholds.values()), np.float32))
+        # A lookup table by class id (ids are small non-negative ints); ids beyond it get the default.
+        size = max([k + 1 for k in self.thresholds if k >= 0], default=0)
+        lut = np.full(size, self.default, np.float32)
+        for k, v in self.thresholds.items():
+            if k >= 0:
+                lut[k] = v
+        object.__setattr__(self, "_lut", lut)
 
     def apply(self, inp: RuleInput, state: dict[str, Any]) -> RuleStep:
         det = inp.fused
-        thr = np.full(len(det), self.default, np.float32)
-        if len(self._keys) and len(det):
-            # (N, K) compare: K is the handful of listed classes, so this stays tiny and loop-free.
-            eq = det.class_id[:, None] == self._keys[None, :]
-            listed = eq.any(axis=1)
-            thr[listed] = self._vals[eq[listed].argmax(axis=1)]
-        drop = self.applies(det) & (det.score < thr)
+        cid = det.class_id
+        lut = self._lut
+        if len(lut):
+            known = (cid >= 0) & (cid < len(lut))
+            thr = np.where(known, lut.take(np.where(known, cid, 0)), np.float32(self.default))
+        else:
+            thr = np.float32(self.default)
+        drop = det.score < thr
+        if self.classes is not None:
+            drop &= self.applies(det)
+        if not drop.any():
+            return RuleStep()  # the message is only worded when something went
         listed_txt = "".join(f"; {inp.class_name(k)} {v:.2f}" for k, v in self.thresholds.items())
         return self._drop(drop, f"below the class score threshold (default {self.default:.2f}{listed_txt})")
 
@@ -558,16 +579,22 @@ class RuleSet:
                 continue
             if keep is not None and not keep.all():
                 dropped[rule.id] = dropped.get(rule.id, 0) + int(np.count_nonzero(~keep))
-                orig = orig[keep]
-                cur = replace(cur, fused=cur.fused.filter(keep))
+                sel = keep.nonzero()[0]
+                orig = orig.take(sel)
+                cur = RuleInput(cur.fused[sel], cur.per_model, cur.n_models, cur.image_shape, cur.context,
+                                cur.t_monotonic, cur.wafer_xy_mm, cur.class_names)
         # Re-point cited boxes at their position among the kept ones (what a Decision records).
-        pos = np.full(n_in, -1, np.intp)
-        pos[orig] = np.arange(len(orig))
         reasons = []
+        pos = None
         for r, idx in cited:
             if idx is not None:
-                p = pos[idx]
-                r = replace(r, detection_indices=tuple(p[p >= 0].tolist()))
+                if len(orig) != n_in:  # nothing dropped: indices already point at the kept boxes
+                    if pos is None:
+                        pos = np.full(n_in, -1, np.intp)
+                        pos[orig] = np.arange(len(orig))
+                    p = pos.take(idx)
+                    idx = p[p >= 0]
+                r = Reason(r.rule_id, r.verdict, r.message, tuple(idx.tolist()))
             reasons.append(r)
         verdict = Verdict.worst(r.verdict for r in reasons)
         return RuleResult(verdict, tuple(reasons), cur.fused, dropped, orig)

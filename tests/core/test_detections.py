@@ -49,6 +49,24 @@ def test_filter_index_and_threshold():
         d.filter(np.ones(3, bool))
 
 
+def test_selections_stay_read_only_typed_and_checked():
+    d = make(6, model=2)
+    for sel in (d[np.array([True, False, True, False, False, True])], d[np.array([5, 0])], d[1:4], d[[]], d[0]):
+        assert sel.xyxy.dtype == np.float32 and sel.support.dtype == np.uint32 and sel.model_index.dtype == np.int32
+        for col in (sel.xyxy, sel.score, sel.class_id, sel.model_index, sel.support):
+            assert not col.flags.writeable
+    picked = d[np.array([5, 0])]
+    np.testing.assert_array_equal(picked.xyxy, d.xyxy[[5, 0]])
+    np.testing.assert_array_equal(picked.support, [4, 4])
+    assert len(d[[]]) == 0
+    with pytest.raises(IndexError, match="boolean mask"):
+        d[np.ones(3, bool)]
+    with pytest.raises(IndexError, match="integers"):
+        d[np.array([0.5])]
+    with pytest.raises(IndexError):
+        d[np.array([6])]
+
+
 def test_concat_and_support_bitmask():
     a, b, c = make(3, 1, model=0), make(4, 2, model=1), make(2, 3, model=2)
     cat = Detections.concat([a, Detections.empty(), b, c])

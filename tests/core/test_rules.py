@@ -322,3 +322,17 @@ def test_many_boxes_all_rules_do_not_raise() -> None:
     res = RuleSet(rules).evaluate(RuleInput(d, raw, 3, (640, 640), {"camera": "c"}, 0.0))
     assert res.verdict is FAIL and not any(r.verdict is ERROR for r in res.reasons)
     assert all(0 <= i < len(res.kept) for r in res.reasons for i in r.detection_indices)
+
+
+def test_class_lookups_handle_unlisted_negative_and_large_ids() -> None:
+    # class ids outside the configured ones (an unknown id, -1, one far beyond) take the default
+    # threshold and are not selected by a class-restricted rule
+    ids = [-1, 0, 1, 2, 3, 40]
+    boxes = Detections(np.tile([0, 0, 10, 10], (6, 1)), [0.6] * 6, ids)
+    inp = RuleInput(boxes, class_names=NAMES)
+    thr = ClassThreshold(id="t", thresholds={S: 0.7, 40: 0.5}, default=0.65)
+    step = thr.apply(inp, {})
+    assert step.keep.tolist() == [False, False, False, False, False, True]
+    assert Count(id="c", classes=(S, R), max_count=0).applies(boxes).tolist() == [False, False, True, True, False, False]
+    none = ClassThreshold(id="t0", default=0.5).apply(inp, {})
+    assert none.keep is None and none.reasons == ()
