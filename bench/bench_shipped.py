@@ -11,14 +11,13 @@ Returns None when no wafer-demo model is registered (a fresh clone before traini
 
 from __future__ import annotations
 
-import os
-import statistics
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bench.side_by_side import compare, pct
 from inspector.capture.synthetic import CLASS_NAMES, SyntheticWaferLine, render_field
 from inspector.core.geometry import box_iou
 from inspector.runtime.onnx_detector import OnnxDetector
@@ -26,11 +25,6 @@ from inspector.runtime.registry import RegistryError, RegistryReader
 from inspector.runtime.tiling import TiledDetector
 
 CACHE = Path(__file__).resolve().parent / ".cache"
-
-
-def _pct(samples: list[float]) -> dict[str, float]:
-    a = np.asarray(samples)
-    return {"p50": round(float(np.percentile(a, 50)), 3), "p99": round(float(np.percentile(a, 99)), 3)}
 
 
 def _dies(n: int, die_px: int) -> list[np.ndarray]:
@@ -41,44 +35,6 @@ def _dies(n: int, die_px: int) -> list[np.ndarray]:
         if len(out) == n:
             break
     return out
-
-
-def _runtime(onnx: Path, pt: Path, imgsz: int, images: list[np.ndarray], rounds: int) -> dict[str, Any]:
-    import torch
-    from ultralytics import YOLO
-
-    ours = OnnxDetector(onnx, CLASS_NAMES, imgsz, sha256=None, conf=0.25, iou=0.45)
-    u_onnx, u_pt = YOLO(str(onnx), task="detect"), YOLO(str(pt), task="detect")
-    torch.set_num_threads(os.cpu_count() or 1)  # ultralytics caps torch at cores - 1: give it every core
-    kw = dict(imgsz=imgsz, conf=0.25, iou=0.45, device="cpu", verbose=False)
-    for img in images[:3]:
-        ours.detect([img]), u_onnx.predict(img, **kw), u_pt.predict(img, **kw)
-    stages: dict[str, list[float]] = {"preprocess_ms": [], "inference_ms": [], "postprocess_ms": []}
-    e2e: dict[str, list[float]] = {"inspector_onnx": [], "ultralytics_onnx": [], "ultralytics_pt": []}
-    for _ in range(rounds):
-        for img in images:
-            t0 = time.perf_counter()
-            ours.detect([img])
-            e2e["inspector_onnx"].append((time.perf_counter() - t0) * 1e3)
-            for k in stages:
-                stages[k].append(ours.last_timings[k])
-            t0 = time.perf_counter()
-            u_onnx.predict(img, **kw)
-            e2e["ultralytics_onnx"].append((time.perf_counter() - t0) * 1e3)
-            t0 = time.perf_counter()
-            u_pt.predict(img, **kw)
-            e2e["ultralytics_pt"].append((time.perf_counter() - t0) * 1e3)
-    med = {k: statistics.median(v) for k, v in e2e.items()}
-    inf = statistics.median(stages["inference_ms"])
-    return {
-        "imgsz": imgsz, "frames": len(e2e["inspector_onnx"]),
-        "stages_ms": {k: _pct(v) for k, v in stages.items()},
-        "end_to_end_ms": {k: _pct(v) for k, v in e2e.items()},
-        "overhead_fraction": round((statistics.median(stages["preprocess_ms"])
-                                    + statistics.median(stages["postprocess_ms"])) / inf, 4),
-        "speedup_vs_ultralytics_onnx": round(med["ultralytics_onnx"] / med["inspector_onnx"], 3),
-        "speedup_vs_ultralytics_pt": round(med["ultralytics_pt"] / med["inspector_onnx"], 3),
-    }
 
 
 def _tiled_4k(onnx: Path, imgsz: int, rounds: int) -> dict[str, Any]:
@@ -98,17 +54,16 @@ def _tiled_4k(onnx: Path, imgsz: int, rounds: int) -> dict[str, Any]:
     return {"image": "4096x4096 synthetic wafer field", "tile": imgsz, "overlap": 0.2, "batch": 8,
             "tiles": tiles, "truth_boxes": len(truth), "found_boxes": len(found),
             "recall_iou50": round(float(hit.any(axis=1).mean()), 3) if len(truth) else None,
-            "end_to_end_ms": _pct(total)}
+            "end_to_end_ms": pct(total)}
 
 
-def _int8(onnx: Path, imgsz: int) -> dict[str, Any]:
+def _int8(onnx: Path, imgsz: int, int8: Path) -> dict[str, Any]:
     from training.export import int8_gate, quantize_int8
     from training.synth import write_yolo_dataset
 
     data = CACHE / f"wafer-fresh-{imgsz}"
     if not (data / "data.yaml").exists():
         write_yolo_dataset(data, 200, seed=99, die_px=imgsz, workers=1)
-    int8 = CACHE / "wafer-demo-int8" / "model.int8.onnx"
     if not int8.exists():
         int8.parent.mkdir(parents=True, exist_ok=True)
         quantize_int8(onnx, data, int8, calibration_images=100)
@@ -123,8 +78,13 @@ def run(rounds: int = 3, frames: int = 20, rounds_4k: int = 3, registry: Path | 
     pt = resolved.onnx_path.parent / "weights.pt"
     imgsz = resolved.imgsz[0]
     out: dict[str, Any] = {"model": f"{resolved.spec} ({resolved.stage}, sha256 {resolved.sha256[:12]})"}
+    # cached per model hash: a newly promoted model gets its own INT8 copy
+    int8 = CACHE / f"wafer-demo-int8-{resolved.sha256[:12]}" / "model.int8.onnx"
+    out["int8"] = _int8(resolved.onnx_path, imgsz, int8)
     if pt.is_file():
-        out["runtime"] = _runtime(resolved.onnx_path, pt, imgsz, _dies(frames, imgsz), rounds)
+        # The INT8 model passed its accuracy gate above, so a station may run it: time it in the
+        # same interleaved loop, beside the FP32 figures (which stay the headline comparison).
+        variants = {"inspector_int8": int8} if out["int8"]["accepted"] else None
+        out["runtime"] = compare(resolved.onnx_path, pt, imgsz, _dies(frames, imgsz), rounds, variants)
     out["tiled_4k"] = _tiled_4k(resolved.onnx_path, imgsz, rounds_4k)
-    out["int8"] = _int8(resolved.onnx_path, imgsz)
     return out

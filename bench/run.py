@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from datetime import datetime, timezone
@@ -32,7 +31,8 @@ sys.path.insert(0, str(REPO))
 
 import training.ultralytics_env  # noqa: E402,F401  (offline ultralytics settings before it loads)
 
-from bench import bench_fusion, bench_shipped  # noqa: E402
+from bench import bench_fusion, bench_shipped, side_by_side  # noqa: E402
+from bench.side_by_side import pct  # noqa: E402
 from inspector.capture.synthetic import CLASS_NAMES, SyntheticWaferLine, render_field  # noqa: E402
 from inspector.config import load_config  # noqa: E402
 from inspector.core.detections import Detections  # noqa: E402
@@ -65,11 +65,6 @@ def machine() -> dict:
         }
 
 
-def pct(samples: list[float]) -> dict[str, float]:
-    a = np.asarray(samples)
-    return {"p50": round(float(np.percentile(a, 50)), 3), "p99": round(float(np.percentile(a, 99)), 3)}
-
-
 def model_files(imgsz: int) -> tuple[Path, Path, str]:
     """(.onnx, .pt, description) of the benchmarked model; built once and cached under bench/.cache."""
     from training.untrained import build_untrained_yolo, export_onnx, save_pt
@@ -95,49 +90,9 @@ def die_images(n: int) -> list[np.ndarray]:
 
 
 def bench_640(onnx: Path, pt: Path, images: list[np.ndarray], rounds: int) -> dict:
-    from ultralytics import YOLO
-
-    ours = OnnxDetector(onnx, CLASS_NAMES, 640, sha256=None, conf=0.25, iou=0.45)
-    import torch
-
-    u_onnx, u_pt = YOLO(str(onnx), task="detect"), YOLO(str(pt), task="detect")
-    # ultralytics caps torch at cpu_count - 1 threads on import; give PyTorch every core, as ONNX
-    # Runtime gets, so the comparison is not tilted in our favour.
-    torch.set_num_threads(os.cpu_count() or 1)
-    kw = dict(imgsz=640, conf=0.25, iou=0.45, device="cpu", verbose=False)
-    for img in images[:3]:  # warm-up all three
-        ours.detect([img]), u_onnx.predict(img, **kw), u_pt.predict(img, **kw)
-    stages = {"preprocess_ms": [], "inference_ms": [], "postprocess_ms": []}
-    e2e = {"inspector_onnx": [], "ultralytics_onnx": [], "ultralytics_pt": []}
-    boxes = []
-    for _ in range(rounds):
-        for img in images:
-            t0 = time.perf_counter()
-            (det,) = ours.detect([img])
-            e2e["inspector_onnx"].append((time.perf_counter() - t0) * 1e3)
-            for k in stages:
-                stages[k].append(ours.last_timings[k])
-            boxes.append(len(det))
-            t0 = time.perf_counter()
-            u_onnx.predict(img, **kw)
-            e2e["ultralytics_onnx"].append((time.perf_counter() - t0) * 1e3)
-            t0 = time.perf_counter()
-            u_pt.predict(img, **kw)
-            e2e["ultralytics_pt"].append((time.perf_counter() - t0) * 1e3)
-    med = {k: statistics.median(v) for k, v in e2e.items()}
-    inf = statistics.median(stages["inference_ms"])
-    overhead = (statistics.median(stages["preprocess_ms"]) + statistics.median(stages["postprocess_ms"])) / inf
-    return {
-        "frames": len(e2e["inspector_onnx"]),
-        "boxes_per_frame_median": float(statistics.median(boxes)),
-        "stages_ms": {k: pct(v) for k, v in stages.items()},
-        "end_to_end_ms": {k: pct(v) for k, v in e2e.items()},
-        "overhead_fraction_640": round(overhead, 4),
-        "speedup_vs_ultralytics_onnx": round(med["ultralytics_onnx"] / med["inspector_onnx"], 3),
-        "speedup_vs_ultralytics_pt": round(med["ultralytics_pt"] / med["inspector_onnx"], 3),
-        "providers": list(ours.providers_in_use),
-        "torch_threads": torch.get_num_threads(),  # as used for the .pt predict timings
-    }
+    r = side_by_side.compare(onnx, pt, 640, images, rounds)
+    r["overhead_fraction_640"] = r["overhead_fraction"]
+    return r
 
 
 def bench_4k(onnx: Path, rounds: int) -> dict:
@@ -257,6 +212,11 @@ def _shipped_markdown(sm: dict | None) -> list[str]:
             f"| ultralytics YOLO(weights.pt).predict | {e['ultralytics_pt']['p50']} | "
             f"{e['ultralytics_pt']['p99']} | {rt['speedup_vs_ultralytics_pt']}x |", "",
         ]
+        if "inspector_int8" in e:
+            out += [f"Inspector with the gate-accepted INT8 model, in the same loop: p50 {e['inspector_int8']['p50']} ms, "
+                    f"p99 {e['inspector_int8']['p99']} ms: {rt['inspector_int8_speedup_vs_ultralytics_pt']}x faster "
+                    f"than ultralytics' .pt predict, {rt['inspector_int8_speedup_vs_inspector_onnx']}x faster than "
+                    "Inspector's FP32.", ""]
     t = sm["tiled_4k"]
     out += [f"4096x4096 wafer field, tiled ({t['tile']} px tiles, 20% overlap, batch {t['batch']}, {t['tiles']} "
             f"tiles): p50 {t['end_to_end_ms']['p50']} ms, p99 {t['end_to_end_ms']['p99']} ms per image; "
