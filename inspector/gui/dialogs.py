@@ -1,4 +1,8 @@
-"""The log-in dialog: name and password checked by ``actions.login`` against the station's users."""
+"""The log-in dialog: name and password checked by ``actions.login`` against the station's users.
+
+Log-ins and log-outs are not written to the audit chain: ``actions.login`` audits nothing (the
+chain records what people change, and each change names its user).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from inspector.store import users
 
 
 class LoginDialog(QDialog):
-    def __init__(self, connect: Callable[[], Any], parent: QWidget | None = None) -> None:
+    def __init__(self, connect: Callable[[], Any], parent: QWidget | None = None, note: str = "") -> None:
         super().__init__(parent)
         self.setWindowTitle("Inspector: log in")
         self._connect = connect
@@ -27,6 +31,8 @@ class LoginDialog(QDialog):
         buttons.accepted.connect(self.try_login)
         buttons.rejected.connect(self.reject)
         form = QFormLayout(self)
+        if note:  # e.g. who just logged out
+            form.addRow(QLabel(note, self))
         form.addRow("user", self.user)
         form.addRow("password", self.password)
         form.addRow(self.error)
@@ -44,3 +50,13 @@ class LoginDialog(QDialog):
             conn.close()
         self.accept()
         return True
+
+
+def ask_login(connect: Callable[[], Any], parent: QWidget | None = None, note: str = "") -> actions.Session | None:
+    """Show the log-in dialog (modal); the session, or None when it was cancelled."""
+    dlg = LoginDialog(connect, parent, note)
+    try:
+        accepted = dlg.exec() == QDialog.DialogCode.Accepted
+        return dlg.session if accepted else None
+    finally:
+        dlg.deleteLater()

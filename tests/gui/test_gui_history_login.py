@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 
+import pytest
+
 from gui.gui_helpers import fill_store, save_shot
 
 from inspector.gui.main_window import MainWindow
@@ -68,3 +70,109 @@ def test_login_dialog_and_role_views(ctx, sessions, qtbot):
     win, t = tabs("safety_manager")
     assert "Review queue" not in t and "History" in t and "Label editor" not in t
     assert not win.live.start_btn.isEnabled() and "watching only" in win.live.note.text()
+
+
+def _answer_login(qtbot, answers, seen):
+    """Fill the modal log-in dialog when it shows: each answer is (user, password), or None to cancel."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from inspector.gui.dialogs import LoginDialog
+
+    todo = list(answers)
+    timer = QTimer()
+
+    def poll():
+        dlg = QApplication.activeModalWidget()
+        if not isinstance(dlg, LoginDialog) or not todo:
+            return
+        seen.append({"note": " ".join(w.text() for w in dlg.findChildren(type(dlg.error)) if w is not dlg.error)})
+        answer = todo.pop(0)
+        if answer is None:
+            dlg.reject()
+            return
+        dlg.user.setText(answer[0])
+        dlg.password.setText(answer[1])
+        seen[-1]["ok"] = dlg.try_login()
+        seen[-1]["error"] = dlg.error.text()
+
+    timer.timeout.connect(poll)
+    timer.start(20)
+    return timer
+
+
+def test_log_out_shows_the_log_in_and_the_next_role_gets_its_own_tabs(ctx, sessions, qtbot):
+    from PySide6.QtGui import QKeySequence
+
+    from inspector.gui.permissions import can
+    from inspector.station import actions
+
+    ctx.session = sessions["engineer"]
+    win = MainWindow(ctx, station_factory=lambda: None)
+    qtbot.addWidget(win)
+
+    def tabs():
+        return [win.tabs.tabText(i) for i in range(win.tabs.count())]
+
+    assert {"Models", "Settings", "Label editor"} <= set(tabs()) and "[eng / engineer]" in win.windowTitle()
+    assert win.logout_action.shortcut() == QKeySequence("Ctrl+L") and win.logout_action.isEnabled()
+    models = win.pages["models"]
+    audit_before = _audit_rows(ctx)
+
+    seen: list[dict] = []
+    states: list[tuple] = []
+    win.ask_login_orig = win.ask_login
+
+    def watch(note=""):  # what the window looks like while the dialog is up: nobody, Live only
+        states.append((ctx.session, tabs(), win.live.start_btn.isEnabled()))
+        return win.ask_login_orig(note)
+
+    win.ask_login = watch
+    timer = _answer_login(qtbot, [("op", "wrong-password"), ("op", "password-123")], seen)
+    win.logout_action.trigger()
+    timer.stop()
+    assert states == [(None, ["Live"], False)]
+    assert "eng logged out" in seen[0]["note"] and seen[0]["ok"] is False and seen[0]["error"]
+    assert seen[1]["ok"] is True
+    assert ctx.session == actions.Session("op", "operator") and "[op / operator]" in win.windowTitle()
+    t = tabs()
+    assert "Review queue" in t and not {"Models", "Settings", "Label editor"} & set(t)
+    assert "models" not in win.pages and win.live.start_btn.isEnabled()
+    qtbot.waitUntil(lambda: not _alive(models), timeout=5_000)       # the engineer's views are gone
+    assert not can(ctx.session, "models") and not can(ctx.session, "settings")
+    with pytest.raises(actions.PermissionDenied):
+        actions.models_promote(ctx.session, "wafer-demo@2", ctx.registry_root, runner=lambda a, e: (0, ""))
+    conn = ctx.connect()
+    try:
+        with pytest.raises(actions.PermissionDenied):
+            actions.change_settings(conn, ctx.session, ctx.cfg, {}, {})
+    finally:
+        conn.close()
+    assert _audit_rows(ctx) == audit_before        # log-ins are not audited, so neither are log-outs
+
+    # Log out and cancel the log-in: nobody, Live only and watching; "Log in" brings the role back.
+    timer = _answer_login(qtbot, [None], seen)
+    assert win.log_out()
+    timer.stop()
+    assert ctx.session is None and tabs() == ["Live"] and not win.live.start_btn.isEnabled()
+    assert "nobody" in win.live.note.text() and not win.logout_action.isEnabled() and win.login_action.isEnabled()
+    assert not win.log_out()
+    timer = _answer_login(qtbot, [("eng", "password-123")], seen)
+    win.login_action.trigger()
+    timer.stop()
+    assert ctx.role == "engineer" and "Models" in tabs() and win.pages["models"] is not models
+    win.close()
+
+
+def _alive(widget) -> bool:
+    import shiboken6
+
+    return shiboken6.isValid(widget)
+
+
+def _audit_rows(ctx) -> int:
+    conn = ctx.connect()
+    try:
+        return conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0]
+    finally:
+        conn.close()

@@ -110,9 +110,20 @@ def test_retrain_commands_use_the_cli_options(view, ctx, tmp_path):
                                    "320", "--epochs", "3", "--project", str(work / "runs"), "--name", "candidate"]
     assert steps[1].epochs == 3
     best = work / "runs" / "candidate" / "weights" / "best.pt"
-    assert list(steps[2].args[:9]) == [*cli, "evaluate", str(best), str(ds), "--json", "--config", cfg]
-    assert steps[3].args[3:6] == ("evaluate", "wafer-demo@1", str(ds))
-    assert "--registry" in steps[3].args and "torch" not in sys.modules   # the GUI never imports training
+    onnx = work / "onnx" / "best.onnx"
+    assert list(steps[2].args) == [*cli, "export", str(best), "--out", str(onnx.parent), "--name", "wafer-demo",
+                                   "--json"]
+    assert list(steps[3].args) == [*cli, "evaluate", str(onnx), str(ds), "--json", "--config", cfg, "--out",
+                                   str(work / "eval-candidate")]
+    assert steps[4].args[3:6] == ("evaluate", "wafer-demo@1", str(ds))
+    assert "--registry" in steps[4].args and "--store-in-registry" in steps[4].args
+    reg = steps[5]
+    assert reg.args[3:6] == ("models", "register", str(onnx)) and not reg.cancellable and reg is steps[-1]
+    assert {"--user=eng", "--parent=wafer-demo@1", f"--registry={ctx.registry_root}"} <= set(reg.args)
+    assert reg.args[reg.args.index("--metrics") + 1] == str(work / "eval-candidate" / "report.json")
+    assert reg.args[reg.args.index("--stage") + 1] == "candidate"
+    assert all(s.cancellable for s in steps[:-1])
+    assert "torch" not in sys.modules                     # the GUI never imports training
     (ctx.registry_root / "wafer-demo" / "1" / "weights.pt").unlink()
     assert view.retrain_steps("wafer-demo", work, 3)[1].args[7] == "yolo11n.yaml"
 
@@ -280,3 +291,157 @@ def test_operator_never_sees_the_panel_and_the_actions_refuse(ctx, sessions, qtb
     qtbot.addWidget(eng)
     assert eng.pages["models"].table.rowCount() == 2
     eng.close()
+
+
+def test_an_uninterruptible_step_finishes_and_the_run_stops_after_it(qtbot):
+    from inspector.gui.widgets.process_runner import ProcessRunner
+
+    runner = ProcessRunner()
+    qtbot.addWidget(runner)
+    work = ("import time; print('step started', flush=True); time.sleep(1.0); "
+            "print('registered wafer-demo@2 [candidate] sha256 ab')")
+    steps = [Step("register", (PY, "-c", work), cancellable=False), Step("after", (PY, "-c", "print('should not run')"))]
+    assert runner.run(steps)
+    qtbot.waitUntil(lambda: "step started" in runner.log.toPlainText(), timeout=20_000)
+    assert not runner.cancel_btn.isEnabled() and "cannot be interrupted" in runner.status.text()
+    runner.cancel()
+    assert runner.running                                    # not killed
+    qtbot.waitUntil(lambda: runner.result is not None, timeout=20_000)
+    log = runner.log.toPlainText()
+    assert runner.result == "cancelled" and "registered wafer-demo@2" in runner.outputs[0]
+    assert "should not run" not in log and "could not be interrupted" in log
+
+    # The last step: it completes, and the run is what it did (ok).
+    assert runner.run([Step("ok", (PY, "-c", "print('x')")), Step("register", (PY, "-c", work), cancellable=False)])
+    qtbot.waitUntil(lambda: runner.index == 1 and "step started" in runner.log.toPlainText(), timeout=20_000)
+    runner.cancel()
+    qtbot.waitUntil(lambda: runner.result is not None, timeout=20_000)
+    assert runner.result == "ok" and "it completed" in runner.log.toPlainText()
+
+    # Shutdown waits for such a step instead of killing it half-way.
+    assert runner.run([Step("register", (PY, "-c", work), cancellable=False), Step("after", (PY, "-c", "pass"))])
+    qtbot.waitUntil(lambda: "step started" in runner.log.toPlainText(), timeout=20_000)
+    runner.kill_now()
+    assert runner.result == "cancelled" and "registered wafer-demo@2" in runner.outputs[0]
+
+
+def test_the_gui_process_never_imports_training_or_torch(tmp_path):
+    """Build the engineer's window (models tab included) and the retrain commands in a fresh process."""
+    import subprocess
+
+    build_registry(tmp_path / "reg")
+    script = (
+        "import sys\nfrom pathlib import Path\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "app = QApplication([])\n"
+        "from inspector.config import config_hash, default_config_path, load_config\n"
+        "import inspector.gui.app, inspector.gui.dialogs\n"
+        "from inspector.gui.context import AppContext\n"
+        "from inspector.gui.main_window import MainWindow\n"
+        "from inspector.station.actions import Session\n"
+        "tmp = Path(sys.argv[1])\n"
+        "cfg = load_config(default_config_path())\n"
+        "ctx = AppContext(cfg, config_hash(cfg), tmp / 'data', registry_root=tmp / 'reg',"
+        " session=Session('eng', 'engineer'))\n"
+        "ctx.data_dir.mkdir(parents=True, exist_ok=True)\n"
+        "win = MainWindow(ctx, station_factory=lambda: None)\n"
+        "steps = win.pages['models'].retrain_steps('wafer-demo', tmp, 1)\n"
+        "assert steps[-1].args[3:5] == ('models', 'register')\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ultralytics', 'training'))\n"
+        "print('LOADED', bad)\n"
+        "sys.exit(1 if bad else 0)\n")
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    r = subprocess.run([PY, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0 and "LOADED []" in r.stdout, r.stdout + r.stderr
+
+
+def _confirmed_store(ctx, operator, lots=4, per_lot=3):
+    """Frames whose kept box (drawn in the image) an operator accepted: confirmed labels, one lot per group."""
+    from gui.gui_helpers import fill_store, put_image
+
+    from inspector.station import actions
+
+    ids = []
+    for lot in range(lots):
+        images = {i: put_image(ctx.images_root, seed=10 * lot + i) for i in range(per_lot)}
+        ids += fill_store(ctx.db_path, per_lot, verdicts=("fail",), lot=f"L{lot}", wafer=f"W{lot}",
+                          run_id=f"run-{lot}", images=images)
+    conn = ctx.connect()
+    try:
+        for fid in ids:
+            actions.review(conn, operator, fid, "accept", verdict="fail")
+    finally:
+        conn.close()
+    return ids
+
+
+@pytest.mark.slow
+def test_retrain_registers_a_candidate_and_promote_goes_through_the_gate(ctx, sessions, qtbot, tmp_path):
+    """The real commands on a tiny store: 12 confirmed frames, 1 epoch at imgsz 96, a tiny production model."""
+    from helpers.tiny_models import tiny_onnx
+    from training.registry import GateConfig, Registry, evaluate_gate  # test-side only: set-up and the check
+
+    from inspector.gui.views.models_view import ModelsView
+    from inspector.runtime.registry import RegistryReader
+    from inspector.station import actions
+
+    _confirmed_store(ctx, sessions["operator"])
+    reg_root = tmp_path / "reg"
+    reg = Registry(reg_root)
+    reg.register(tiny_onnx(tmp_path / "prod.onnx", CLASSES, imgsz=96), "wafer-demo", CLASSES, 96,
+                 dataset_hash="ds-factory", train_config={}, parent=None, metrics=None, author="qe-anna",
+                 card={"purpose": "wafer defects", "limits": ["demo only"]})
+    reg.promote("wafer-demo", "1", "qe-anna")
+    events_before = (reg_root / "events.jsonl").read_text()
+    ctx.registry_root = reg_root
+    ctx.session = sessions["engineer"]
+    view = ModelsView(ctx)
+    qtbot.addWidget(view)
+    view.epochs.setValue(1)
+
+    # Cancel during training: nothing registered, nothing left half-way, the work folder removed.
+    assert view.start_retrain()
+    qtbot.waitUntil(lambda: view.runner.index >= 1, timeout=120_000)
+    assert view.runner.result is None, view.runner.log.toPlainText()
+    work = view.workdir
+    view.runner.cancel_btn.click()
+    qtbot.waitUntil(lambda: view.runner.result is not None, timeout=30_000)
+    assert view.runner.result == "cancelled" and not work.exists()
+    assert [r["version"] for r in Registry(reg_root).list()] == ["1"]
+    assert sorted(p.name for p in (reg_root / "wafer-demo").iterdir()) == ["1"]
+    assert (reg_root / "events.jsonl").read_text() == events_before
+
+    # The whole run: dataset, train, export, evaluate both, register.
+    assert view.start_retrain()
+    qtbot.waitUntil(lambda: view.runner.result is not None, timeout=600_000)
+    log = view.runner.log.toPlainText()
+    assert view.runner.result == "ok", log
+    assert view.registered == ("wafer-demo", "2") and view.selected() == ("wafer-demo", "2")
+    info = Registry(reg_root).show("wafer-demo@2")
+    assert info["stage"] == "candidate" and info["parent"] == "wafer-demo@1" and info["author"] == "eng"
+    assert info["dataset_hash"] == view.candidate_eval["dataset_hash"]
+    key = f"{info['dataset_hash']}-val"
+    assert key in info["evals"] and key in Registry(reg_root).show("wafer-demo@1")["evals"]   # the same held-out set
+    assert (reg_root / "wafer-demo" / "2" / "weights.pt").is_file()       # the next retrain fine-tunes it
+    assert Registry(reg_root).verify().ok
+    card = (reg_root / "wafer-demo" / "2" / "card.md").read_text()
+    assert "wafer defects" in card and "demo only" in card and "by eng" in card   # production's purpose kept
+    stages = {view.table.item(r, 1).text(): view.table.item(r, 2).text() for r in range(view.table.rowCount())}
+    assert stages == {"1": "production", "2": "candidate"}
+    assert "same held-out set" in view.production_source and view.compare.rowCount() >= 2
+    assert "wafer-demo@2 registered" in view.compare_note.text()
+
+    # Promote: the registry's gate decides on the stored evaluations of the two versions.
+    cand = Registry(reg_root).load_eval("wafer-demo", "2", info["dataset_hash"], "val")
+    prod = Registry(reg_root).load_eval("wafer-demo", "1", info["dataset_hash"], "val")
+    passes = evaluate_gate(cand, prod, GateConfig()).passed
+    if all(cand[m] <= prod[m] for m in ("map50", "map50_95")):
+        assert not passes                                   # nothing strictly better: refused
+    view.promote_btn.click()
+    qtbot.waitUntil(lambda: isinstance(view.last_tool, actions.ToolResult), timeout=120_000)
+    assert view.last_tool.ok == passes, view.last_tool.output
+    event = [json.loads(line) for line in (reg_root / "events.jsonl").read_text().splitlines()][-1]
+    assert event["action"] == ("promote" if passes else "promote_refused") and event["user"] == "eng"
+    assert event["version"] == "2" and event["gate"]["passed"] == passes
+    assert Registry(reg_root).show("wafer-demo@2")["stage"] == ("production" if passes else "candidate")
+    assert RegistryReader(reg_root).resolve("wafer-demo").version == ("2" if passes else "1")

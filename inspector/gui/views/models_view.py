@@ -4,10 +4,14 @@ The registry is only read here (``RegistryReader``: ``index.json``, each version
 ``registry.json`` and ``card.md``). Everything that trains, evaluates or changes the registry runs
 in a child process, never in the GUI process (which imports neither ``training`` nor torch):
 
-* "Retrain from confirmed labels" runs ``python -m training.cli dataset --from-db``, ``train`` and
-  ``evaluate`` (the candidate, and production on the same held-out set) one after the other with
-  a :class:`ProcessRunner` (progress, log, Cancel), then shows the candidate's figures beside
-  production's.
+* "Retrain from confirmed labels" runs ``python -m training.cli`` one step after the other with a
+  :class:`ProcessRunner` (progress, log, Cancel): ``dataset --from-db``, ``train`` (fine-tuning
+  production's weights when the registry has them), ``export`` to ONNX, ``evaluate`` the exported
+  candidate and production on the same held-out set (production's evaluation is stored with it in
+  the registry), and last ``models register`` (the candidate, with its evaluation, dataset hash,
+  parent = production and author = the logged-in user). Registering is the last step and is never
+  interrupted, so Cancel leaves either nothing registered or a complete candidate. The new candidate
+  is then selected in the table with its figures beside production's; Promote runs the gate on it.
 * Promote / Roll back call ``actions.models_promote`` / ``models_rollback`` (which check the role
   and run ``inspector-train promote|rollback`` through the registry's gate) on a worker thread, then
   show the gate's output and reload the table.
@@ -16,6 +20,7 @@ in a child process, never in the GUI process (which imports neither ``training``
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -68,7 +73,11 @@ COMPARED = ("map50", "map50_95", "precision", "recall", "f1", "ece")
 LOWER_IS_BETTER = {"ece"}
 STAGE_COLORS = {"production": "#2e9d3a", "candidate": "#0072B2", "shadow": "#E69F00", "archived": "#808080"}
 CAND_STEP, PROD_STEP = "evaluate candidate", "evaluate production"
+EXPORT_STEP, REGISTER_STEP = "export to ONNX", "register the candidate"
 DEFAULT_EPOCHS = 30
+# `inspector-train models register` prints "registered NAME@VERSION [STAGE] sha256 ...".
+REGISTERED_RE = re.compile(r"^registered (\S+)@(\S+) \[(\w+)\]", re.MULTILINE)
+CARD_KEEP = ("purpose", "limits", "failure_modes")  # what a retrained model inherits from production's card
 
 
 def _num(v: Any) -> float | None:
@@ -128,6 +137,7 @@ class ModelsView(QWidget):
         self.candidate_eval: dict[str, Any] | None = None
         self.production_eval: dict[str, Any] | None = None
         self.production_source = ""
+        self.registered: tuple[str, str] | None = None   # (name, version) the last retrain registered
         self.last_tool: Any = None
         self._tool_busy = False
 
@@ -173,6 +183,9 @@ class ModelsView(QWidget):
         self.epochs.setValue(DEFAULT_EPOCHS)
         self.epochs.setPrefix("epochs ")
         self.retrain_btn = QPushButton("Retrain from confirmed labels", self)
+        self.retrain_btn.setToolTip("In child processes: dataset from the store's confirmed labels, train, export to "
+                                    "ONNX, evaluate it and production on the same held-out set, register it as a "
+                                    "candidate (author: you; parent: production)")
         self.retrain_btn.setEnabled(may)
         self.retrain_btn.clicked.connect(lambda: self.start_retrain())
         self.runner = ProcessRunner(self)
@@ -415,8 +428,14 @@ class ModelsView(QWidget):
         out.write_text(yaml.safe_dump(self.ctx.cfg.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
         return out
 
-    def _imgsz(self, name: str, entry: Mapping[str, Any] | None) -> int:
+    def _imgsz(self, name: str, entry: Mapping[str, Any] | None, version: str | None = None) -> int:
+        """Production's input size (index, else its manifest), else the station config's."""
         size = (entry or {}).get("imgsz")
+        if size is None and version is not None:
+            try:
+                size = list(self.reader.resolve(f"{name}@{version}").imgsz)
+            except (RegistryError, OSError, ValueError):
+                size = None
         if isinstance(size, (list, tuple)) and size:
             return int(max(size))
         if isinstance(size, int):
@@ -428,10 +447,12 @@ class ModelsView(QWidget):
 
     def retrain_steps(self, name: str, workdir: Path, epochs: int) -> list[Step]:
         """dataset --from-db, train (fine-tuning production's weights when the registry has them),
-        evaluate the candidate, and evaluate production on the same held-out set."""
+        export to ONNX, evaluate the exported candidate, evaluate production on the same held-out set
+        (stored with it in the registry), then register the candidate (last, never interrupted)."""
         cli = (sys.executable, "-m", "training.cli")
         cfg = str(self.tool_config(workdir))
         ds = workdir / "confirmed"
+        reg = str(self.root)
         try:
             versions = self.reader.versions(name)
             prod = self.reader.production_version(name)
@@ -439,8 +460,13 @@ class ModelsView(QWidget):
             versions, prod = {}, None
         weights = self.reader.version_dir(name, prod) / WEIGHTS_FILE if prod is not None else None
         model = str(weights) if weights is not None and weights.is_file() else "yolo11n.yaml"
-        imgsz = self._imgsz(name, versions.get(prod) if prod is not None else None)
-        best = workdir / "runs" / "candidate" / "weights" / "best.pt"
+        imgsz = self._imgsz(name, versions.get(prod) if prod is not None else None, prod)
+        run = workdir / "runs" / "candidate"
+        best = run / "weights" / "best.pt"
+        onnx = workdir / "onnx" / "best.onnx"   # export keeps the checkpoint's stem
+        cand_out = workdir / "eval-candidate"
+        user = self.ctx.user or ""
+        card = self._write_card(workdir, name, prod, model, epochs, imgsz, user)
         steps = [
             Step("build the dataset from confirmed labels",
                  (*cli, "dataset", str(ds), "--from-db", str(self.ctx.db_path), "--images", str(self.ctx.images_root),
@@ -448,14 +474,37 @@ class ModelsView(QWidget):
             Step("train", (*cli, "train", "--data", str(ds / "data.yaml"), "--model", model, "--imgsz", str(imgsz),
                            "--epochs", str(epochs), "--project", str(workdir / "runs"), "--name", "candidate"),
                  epochs=epochs),
-            Step(CAND_STEP, (*cli, "evaluate", str(best), str(ds), "--json", "--config", cfg,
-                             "--out", str(workdir / "eval-candidate"))),
+            Step(EXPORT_STEP, (*cli, "export", str(best), "--out", str(onnx.parent), "--name", name, "--json")),
+            # The exported ONNX file is what the registry will hold and the station will run: measure that.
+            Step(CAND_STEP, (*cli, "evaluate", str(onnx), str(ds), "--json", "--config", cfg, "--out", str(cand_out))),
         ]
         if prod is not None:
             steps.append(Step(f"{PROD_STEP} {name}@{prod}",
                               (*cli, "evaluate", f"{name}@{prod}", str(ds), "--json", "--config", cfg,
-                               "--registry", str(self.root), "--out", str(workdir / "eval-production"))))
+                               "--registry", reg, "--store-in-registry", "--out", str(workdir / "eval-production"))))
+        register = [*cli, "models", "register", str(onnx), "--name", name, "--data", str(ds / "data.yaml"),
+                    "--metrics", str(cand_out / "report.json"), "--train-config", str(run / "train_spec.json"),
+                    "--weights", str(best), "--card", str(card), "--stage", "candidate", f"--user={user}",
+                    "--reason=retrained from confirmed labels (station GUI)", f"--registry={reg}"]
+        if prod is not None:
+            register.append(f"--parent={name}@{prod}")
+        # Last and never interrupted: the registry writes the version in one rename, then its evaluation.
+        steps.append(Step(REGISTER_STEP, tuple(register), cancellable=False))
         return steps
+
+    def _write_card(self, workdir: Path, name: str, prod: str | None, model: str, epochs: int, imgsz: int,
+                    user: str) -> Path:
+        """The model card's human part: production's purpose and limits, and how this one was made."""
+        base = (self._record(name, prod).get("card_info") or {}) if prod is not None else {}
+        card = {k: base[k] for k in CARD_KEEP if base.get(k)}
+        card["data"] = (f"Labels confirmed by operators' reviews in {self.ctx.db_path} (station "
+                        f"{self.ctx.cfg.station.id}), exported {time.strftime('%Y-%m-%d %H:%M')}.")
+        start = f"fine-tuned from {name}@{prod}" if model.endswith(".pt") else f"trained from scratch ({model})"
+        card["training"] = f"{start}, {epochs} epoch(s) at imgsz {imgsz}."
+        card["notes"] = f"Retrained from confirmed labels in the station GUI by {user or 'unknown'}."
+        path = workdir / "card.yaml"
+        path.write_text(yaml.safe_dump(card, sort_keys=False), encoding="utf-8")
+        return path
 
     def start_retrain(self, steps: Sequence[Step] | None = None, name: str | None = None) -> bool:
         """Start the retrain pipeline (``steps`` replaces the real commands: tests). Never blocks."""
@@ -465,21 +514,31 @@ class ModelsView(QWidget):
             self.runner.status.setText("refused: retraining needs role engineer")
             return False
         name = name or self.model_box.currentText() or self._config_model()
+        if not name:
+            self.runner.status.setText("no model to retrain: the registry and the station config name none")
+            return False
         base = self.ctx.data_dir / "retrain"
         base.mkdir(parents=True, exist_ok=True)
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{name or 'model'}-{time.strftime('%Y%m%d-%H%M%S')}-",
                                              dir=base))
         self.retrain_model = name
+        self.registered = None
         self.candidate_eval = self.production_eval = None
         self.compare.setRowCount(0)
         self.compare_note.setText(f"working in {self.workdir}")
         if steps is None:
             steps = self.retrain_steps(name, self.workdir, self.epochs.value())
         self.retrain_btn.setEnabled(False)
-        return self.runner.run(steps, cwd=self.workdir, cleanup=self._cleanup)
+        # The registry takes the author from --user, else from INSPECTOR_USER: both name the session's user.
+        env = {"INSPECTOR_USER": self.ctx.user} if self.ctx.user else {}
+        return self.runner.run(steps, cwd=self.workdir, env=env, cleanup=self._cleanup)
 
     def cancel_retrain(self) -> None:
         self.runner.cancel()
+
+    def shutdown(self) -> None:
+        """The view is going away (log-out): stop a retrain now (a registration under way completes)."""
+        self.runner.kill_now()
 
     def _cleanup(self, outcome: str) -> None:
         if outcome == "cancelled" and self.workdir is not None:
@@ -492,14 +551,23 @@ class ModelsView(QWidget):
             self.compare_note.setText(f"cancelled; {self.workdir} removed")
             return
         if outcome != "ok":
+            self.refresh()  # whatever the registry holds now (a failed step registers nothing)
             self.compare_note.setText(f"{outcome}: see the log; files kept in {self.workdir}")
             return
         cand = prod = None
+        registered = None
         for step, out in zip(self.runner.steps, self.runner.outputs):
             if step.title == CAND_STEP:
                 cand = parse_json_output(out)
             elif step.title.startswith(PROD_STEP):
                 prod = parse_json_output(out)
+            elif step.title == REGISTER_STEP:
+                m = REGISTERED_RE.search(out)
+                registered = (m.group(1), m.group(2)) if m else None
+        if registered is not None:
+            self.registered = registered
+            self.refresh()
+            self.select_version(*registered)
         if cand is None:
             self.compare_note.setText("the candidate's evaluation printed no JSON: see the log")
             return
@@ -507,6 +575,16 @@ class ModelsView(QWidget):
         if prod is None:
             prod, source = self._stored_production_eval(cand)
         self.show_comparison(cand, prod, source)
+
+    def select_version(self, name: str, version: str) -> bool:
+        """Select ``name@version`` in the table (and show its card)."""
+        row = next((i for i, (n, v, _e) in enumerate(self.rows) if (n, v) == (name, version)), None)
+        if row is None:
+            return False
+        self.table.selectRow(row)
+        self.table.setCurrentCell(row, 0)
+        self.show_card(row)
+        return True
 
     def _stored_production_eval(self, cand: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str]:
         """Production's evaluation stored in the registry on the candidate's held-out set, if any."""
@@ -544,9 +622,15 @@ class ModelsView(QWidget):
             for col, item in enumerate(items):
                 self.compare.setItem(r, col, item)
         where = f"{cand.get('dataset_hash', '?')} [{cand.get('split', '?')}]"
-        best = self.workdir / "runs" / "candidate" / "weights" / "best.pt" if self.workdir else None
-        self.compare_note.setText(f"held-out set {where}; production: {source or 'none'}.\ncandidate: {best}")
-        self.compare_note.setToolTip(
-            "To promote the candidate: `inspector-train export` its checkpoint, `inspector-train models register` "
-            "the ONNX, `inspector-train evaluate NAME@VERSION --store-in-registry` it and production on this "
-            "held-out set, then select it here and press Promote (the registry's gate decides).")
+        if self.registered is not None:
+            name, version = self.registered
+            entry = next((e for n, v, e in self.rows if (n, v) == self.registered), {})
+            parent = entry.get("parent") or (entry.get("record") or {}).get("parent")
+            what = (f"candidate {name}@{version} registered (stage {entry.get('stage', '?')}, parent "
+                    f"{parent or 'none'}, author {entry.get('author') or '?'}) and selected: Promote runs the "
+                    "registry's gate on it.")
+        else:
+            best = self.workdir / "runs" / "candidate" / "weights" / "best.pt" if self.workdir else None
+            what = f"candidate: {best} (not registered)"
+        self.compare_note.setText(f"held-out set {where}; production: {source or 'none'}.\n{what}")
+        self.compare_note.setToolTip(f"files of this run: {self.workdir}")

@@ -4,6 +4,10 @@ The runner shows a progress bar, a log view (stdout and stderr appended as they 
 Qt's event loop: nothing here ever waits on a process), and a Cancel button that kills the
 running step (and, where Qt allows, its whole process group) and runs the cleanup.
 
+A step marked ``cancellable=False`` (a short one that changes shared state, such as registering
+a model) is never interrupted: Cancel is disabled while it runs, and a cancel asked for then stops
+the run after it instead.
+
 Progress: a step with ``epochs`` set is parsed for ``Epoch x/N`` lines, or the progress lines
 that ultralytics prints under its ``Epoch`` header (``   3/30   0G   1.23 ...``); any other step
 shows an indeterminate bar.
@@ -28,6 +32,7 @@ EPOCH_RE = re.compile(r"\bEpoch\s+(\d+)\s*/\s*(\d+)\b")
 BARE_EPOCH_RE = re.compile(r"^\s*(\d+)/(\d+)\s+\S")
 MAX_LOG_LINES = 20_000
 MAX_PARTIAL = 64 * 1024
+UNINTERRUPTIBLE_WAIT_MS = 30_000  # app shutdown: how long a step that must not be cut short gets to end
 
 
 def parse_epoch(line: str, total: int | None = None) -> tuple[int, int] | None:
@@ -50,12 +55,16 @@ def parse_epoch(line: str, total: int | None = None) -> tuple[int, int] | None:
 
 @dataclass(frozen=True)
 class Step:
-    """One command line: ``args[0]`` is the program. ``epochs``: parse epoch progress from its output."""
+    """One command line: ``args[0]`` is the program. ``epochs``: parse epoch progress from its output.
+
+    ``cancellable=False``: the step is never killed by Cancel (it must be short: shutdown waits for it).
+    """
 
     title: str
     args: tuple[str, ...]
     epochs: int | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    cancellable: bool = True
 
 
 class ProcessRunner(QWidget):
@@ -100,6 +109,7 @@ class ProcessRunner(QWidget):
         self._env: dict[str, str] = {}
         self._cleanup: Callable[[str], None] | None = None
         self._cancelled = False
+        self._cancel_pending = False          # asked for during a step that may not be interrupted
         self._own_group = False
         self._stdout: list[str] = []
         self._partial = {"out": "", "err": ""}
@@ -130,16 +140,34 @@ class ProcessRunner(QWidget):
         self._env = {"PYTHONUNBUFFERED": "1", **(env or {})}
         self._cleanup = cleanup
         self._cancelled = False
+        self._cancel_pending = False
         self.log.clear()
         self.cancel_btn.setEnabled(True)
         self._next()
         return True
 
+    @property
+    def current(self) -> Step | None:
+        """The step running now."""
+        return self.steps[self.index] if self.running and 0 <= self.index < len(self.steps) else None
+
     def cancel(self) -> None:
-        """Kill the running step (never waits for it: its ``finished`` signal ends the run)."""
-        p = self.proc
+        """Kill the running step (never waits for it: its ``finished`` signal ends the run).
+
+        A step that may not be interrupted is left to finish; the run stops after it.
+        """
+        p, step = self.proc, self.current
         if p is None:
             return
+        if step is not None and not step.cancellable and not self._cancelled:
+            if not self._cancel_pending:
+                self._cancel_pending = True
+                self.status.setText(f"cancel requested: '{step.title}' cannot be interrupted; the run stops after it")
+                self._append("err", f"\n[cancel requested: waiting for '{step.title}' to finish]\n")
+            return
+        self._kill(p)
+
+    def _kill(self, p: QProcess) -> None:
         if self._cancelled:
             p.kill()
             return
@@ -156,11 +184,19 @@ class ProcessRunner(QWidget):
         p.kill()
 
     def kill_now(self) -> None:
-        """Kill the running step and its group at once and run the cleanup (app shutdown)."""
-        p = self.proc
+        """Kill the running step and its group at once and run the cleanup (app shutdown).
+
+        A step that may not be interrupted gets up to ``UNINTERRUPTIBLE_WAIT_MS`` to finish first.
+        """
+        p, step = self.proc, self.current
         if p is None:
             return
-        self.cancel()
+        if step is not None and not step.cancellable:
+            self._cancel_pending = True  # its `finished` (delivered inside the wait) ends the run there
+            p.waitForFinished(UNINTERRUPTIBLE_WAIT_MS)
+            if self.proc is not p:
+                return
+        self._kill(p)
         p.waitForFinished(2000)  # shutdown only: the event loop is ending anyway
         if self.proc is p:       # `finished` was not delivered: end the run here
             self.proc = None
@@ -178,7 +214,9 @@ class ProcessRunner(QWidget):
         self._partial = {"out": "", "err": ""}
         self.bar.setRange(0, 0)  # indeterminate until an epoch line comes
         self.bar.setFormat("")
-        self.status.setText(f"step {self.index + 1}/{len(self.steps)}: {step.title}")
+        self.status.setText(f"step {self.index + 1}/{len(self.steps)}: {step.title}"
+                            + ("" if step.cancellable else " (cannot be interrupted)"))
+        self.cancel_btn.setEnabled(step.cancellable and not self._cancel_pending)
         self.log.appendPlainText(f"$ {' '.join(step.args)}")
         p = QProcess(self)
         p.setProcessChannelMode(QProcess.ProcessChannelMode.SeparateChannels)
@@ -265,6 +303,14 @@ class ProcessRunner(QWidget):
             self.log.appendPlainText(f"[{step.title} failed: exit code {rc}]")
             self._end("failed")
             return
+        if self._cancel_pending:
+            step = self.steps[self.index]
+            if self.index + 1 < len(self.steps):
+                self.log.appendPlainText(f"[cancelled after '{step.title}', which could not be interrupted]")
+                self._end("cancelled")
+                return
+            self.log.appendPlainText(f"[cancel came during '{step.title}', the last step, which could not be "
+                                     "interrupted: it completed]")
         self._next()
 
     def _error(self, p: QProcess, err: QProcess.ProcessError) -> None:
