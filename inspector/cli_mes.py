@@ -1,4 +1,4 @@
-"""`inspector mes`: the MES outbox of a store: what is pending per output, and re-sending a range."""
+"""`inspector mes`: the MES outbox of a store: what is pending per output, re-sending a range, pruning."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from inspector.cli_db import _db_options, _open
 
 @click.group("mes")
 def mes() -> None:
-    """MES outputs: outbox status per output, replay of already delivered results."""
+    """MES outputs: outbox status per output, replay of delivered results, pruning of old ones."""
 
 
 def _configured(config_path: str | None) -> list[str]:
@@ -86,3 +86,40 @@ def replay_cmd(db_path: str | None, config_path: str | None, since: str, until: 
     finally:
         conn.close()
     click.echo(f"{n} message(s) queued again" + (f" for {transport}" if transport else ""))
+
+
+@mes.command("prune")
+@_db_options
+@click.option("--older-than-days", "days", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="DAYS", help="Delete messages delivered more than DAYS ago (default: mes_outbox.retention_days "
+              "of --config, else 7).")
+@click.option("--transport", default=None, metavar="NAME", help="Only this MES output (its id); default: all.")
+@click.option("--batch", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Rows deleted per transaction (a running station's writer waits at most one batch).")
+def prune_cmd(db_path: str | None, config_path: str | None, days: float | None, transport: str | None,
+              batch: int) -> None:
+    """Delete delivered MES messages older than the retention, now.
+
+    Running stations do this on their own every few minutes; undelivered messages are never
+    deleted, and the decisions themselves stay in the store.
+    """
+    from datetime import timedelta
+
+    from inspector.mes import outbox
+
+    conn = _open(db_path, config_path)  # first: it reports a bad --config cleanly
+    try:
+        if days is None:
+            days = 7.0
+            if config_path:
+                from inspector.config import load_config
+
+                days = load_config(config_path).mes_outbox.retention_days
+        before = datetime.now(timezone.utc) - timedelta(days=days)
+        if transport is not None and transport not in set(outbox.transports_in(conn)) | set(_configured(config_path)):
+            raise click.BadParameter(f"no MES output {transport!r} in this store; known: "
+                                     f"{', '.join(outbox.transports_in(conn)) or 'none'}", param_hint="--transport")
+        n = outbox.prune_delivered(conn, before, transport=transport, batch=batch)
+    finally:
+        conn.close()
+    click.echo(f"{n} delivered message(s) older than {days:g} day(s) deleted" + (f" for {transport}" if transport else ""))

@@ -8,23 +8,27 @@ Guarantees:
   (order per lot/wafer or camera is kept) while other streams continue, unless the transport
   itself is down (connection refused, timeout, 5xx), then the whole transport backs off;
 - back-off is exponential with jitter (capped); nothing is ever dropped: a row is retried until
-  it is delivered, and a station restart resumes from the rows still pending in the database.
+  it is delivered, and a station restart resumes from the rows still pending in the database;
+- delivered rows older than the retention are deleted now and then, in small transactions
+  (:class:`Retention`); undelivered rows never are.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
 from inspector.mes import outbox
 from inspector.mes.outbox import OutboxRow
-from inspector.store.db import open_db
+from inspector.store.db import iso_utc, open_db
 
 log = logging.getLogger(__name__)
 
@@ -60,23 +64,48 @@ class Transport(Protocol):
 
 @dataclass(frozen=True)
 class Backoff:
-    """``initial_s * 2**(n-1)`` capped at ``max_s``, with "equal jitter" (half fixed, half random) so
-    that many stations do not retry in lock-step after a shared outage."""
+    """``initial_s * multiplier**(n-1)`` capped at ``max_s``, with "equal jitter" (``jitter`` = the random
+    share of each delay) so that many stations do not retry in lock-step after a shared outage."""
 
     initial_s: float = 0.5
     max_s: float = 60.0
     jitter: float = 0.5
+    multiplier: float = 2.0
 
     def __post_init__(self) -> None:
         if not 0 < self.initial_s <= self.max_s:
             raise ValueError(f"Backoff: expected 0 < initial_s <= max_s, got {self.initial_s} and {self.max_s}")
         if not 0 <= self.jitter <= 1:
             raise ValueError(f"Backoff: jitter must be in [0, 1], got {self.jitter}")
+        if self.multiplier < 1:
+            raise ValueError(f"Backoff: multiplier must be >= 1, got {self.multiplier}")
+
+    def base(self, failures: int) -> float:
+        """The delay before jitter after ``failures`` consecutive failures."""
+        try:
+            return min(self.max_s, self.initial_s * self.multiplier ** max(0, failures - 1))
+        except OverflowError:  # a long outage with a large multiplier: the cap applies anyway
+            return self.max_s
 
     def delay(self, failures: int, rng: random.Random | None = None) -> float:
-        base = min(self.max_s, self.initial_s * 2 ** max(0, min(failures - 1, 40)))
+        base = self.base(failures)
         r = (rng or random).random()
         return base * (1 - self.jitter) + base * self.jitter * r
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Delivered rows older than ``keep_s`` are deleted, checked every ``every_s``, ``batch`` rows per
+    transaction and at most ``budget_s`` per round (a backlog is worked off over several rounds)."""
+
+    keep_s: float = 7 * 86400.0
+    every_s: float = 600.0
+    batch: int = 500
+    budget_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.keep_s <= 0 or self.every_s <= 0 or self.batch < 1 or self.budget_s <= 0:
+            raise ValueError(f"Retention: expected keep_s, every_s, budget_s > 0 and batch >= 1, got {self}")
 
 
 @dataclass(frozen=True)
@@ -85,6 +114,11 @@ class ForwarderSettings:
     batch: int = 200          # rows per deliver() call (and per "delivered" transaction)
     poll_s: float = 0.25      # idle wait for new rows (``notify`` wakes it earlier)
     stats_every_s: float = 1.0
+    retention: Retention | None = Retention()  # None: never prune (the outbox grows)
+
+    def __post_init__(self) -> None:
+        if self.batch < 1:
+            raise ValueError(f"ForwarderSettings: batch must be at least 1, got {self.batch}")
 
 
 class Forwarder:
@@ -111,6 +145,14 @@ class Forwarder:
         self._depth = 0
         self._oldest: str | None = None
         self._stats_t = 0.0
+        # Link state for operators: "unknown" until the first attempt, "up" after an
+        # acknowledgement, "down" after the receiver could not be reached (since _link_since).
+        self._link = "unknown"
+        self._link_since = time.time()
+        self.last_delivered_t: float | None = None
+        self._held = 0
+        self._prune_at = 0.0  # monotonic; the first round runs soon after start
+        self.pruned = 0
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> Forwarder:
@@ -139,12 +181,25 @@ class Forwarder:
         self._wake.set()
 
     def stats(self) -> dict[str, Any]:
-        """Depth and oldest age (refreshed by the thread about once a second), counters, last error."""
+        """Depth and oldest age (refreshed by the thread about once a second), counters, last error,
+        and the link: ``up`` (last attempt acknowledged), ``down`` (receiver unreachable, backing
+        off), ``retrying`` (reachable, but refused messages hold their streams), ``unknown``."""
+        now_m, now = time.monotonic(), time.time()
         with self._lock:
+            link = "retrying" if self._link != "down" and self._held else self._link
             return {"pending": self._depth, "oldest_pending": self._oldest,
                     "oldest_age_s": outbox.age_s(self._oldest), "delivered": self.delivered,
                     "failures": self.failures, "last_error": self.last_error,
-                    "down": time.monotonic() < self._down_until}
+                    "last_error_at": _iso(self.last_error_t), "last_delivered_at": _iso(self.last_delivered_t),
+                    "down": now_m < self._down_until, "link": link,
+                    "link_since": _iso(self._link_since), "link_for_s": round(max(0.0, now - self._link_since), 1),
+                    "retry_in_s": round(max(0.0, self._down_until - now_m), 1) if self._link == "down" else None,
+                    "held_streams": self._held, "pruned": self.pruned}
+
+    def _set_link(self, state: str) -> None:
+        with self._lock:
+            if self._link != state:
+                self._link, self._link_since = state, time.time()
 
     def wait_empty(self, timeout: float) -> bool:
         """Block until no row of this transport is pending (tests, benchmarks)."""
@@ -189,6 +244,8 @@ class Forwarder:
             with self._lock:
                 self._depth, self._oldest = n, oldest
             self._stats_t = now
+        if s.retention is not None and now >= self._prune_at:
+            self._prune(conn, s.retention)
         if now < self._down_until:
             self._sleep(self._down_until - now)
             return
@@ -213,6 +270,9 @@ class Forwarder:
             with self._lock:
                 self.delivered += n
                 self._depth = max(0, self._depth - n)
+                self.last_delivered_t = time.time()
+                self._held = len(self._stream_failures)
+            self._set_link("up")
         if result.error is not None and n < len(rows):
             row = rows[n]
             msg = str(result.error)
@@ -222,9 +282,27 @@ class Forwarder:
             if result.error.scope == "message":
                 k = self._stream_failures[row.stream] = self._stream_failures.get(row.stream, 0) + 1
                 self._stream_until[row.stream] = t + s.backoff.delay(k, self._rng)
+                with self._lock:
+                    self._held = len(self._stream_failures)
+                self._set_link("up")  # the receiver answered: it is reachable
             else:
                 self._down_failures += 1
                 self._down_until = t + s.backoff.delay(self._down_failures, self._rng)
+                self._set_link("down")
+
+    def _prune(self, conn: Any, r: Retention) -> None:
+        # Delivered rows are only a copy of what the receiver has; the decisions stay in the store.
+        cutoff = datetime.now(timezone.utc) - timedelta(seconds=r.keep_s)
+        try:
+            n, more = outbox.prune_some(conn, cutoff, transport=self.name, batch=r.batch, budget_s=r.budget_s)
+        except sqlite3.OperationalError as e:  # database busy: delivery goes on, pruning retries later
+            log.warning("mes %s: pruning delivered messages failed (retrying in %g s): %s", self.name, r.every_s, e)
+            n, more = 0, False
+        self._prune_at = time.monotonic() + (1.0 if more else r.every_s)
+        if n:
+            log.info("mes %s: pruned %d delivered message(s) older than %s", self.name, n, iso_utc(cutoff))
+            with self._lock:
+                self.pruned += n
 
     def _note_error(self, msg: str) -> None:
         log.warning("mes %s: %s", self.name, msg)
@@ -238,4 +316,8 @@ class Forwarder:
             self._wake.clear()
 
 
-__all__ = ["Backoff", "Delivery", "DeliveryError", "Forwarder", "ForwarderSettings", "Transport"]
+def _iso(t: float | None) -> str | None:
+    return None if t is None else iso_utc(datetime.fromtimestamp(t, timezone.utc))
+
+
+__all__ = ["Backoff", "Delivery", "DeliveryError", "Forwarder", "ForwarderSettings", "Retention", "Transport"]

@@ -1,6 +1,8 @@
 """HTTP(S) transport: POST each JSON result; 2xx is the acknowledgement.
 
-One keep-alive connection (stdlib ``http.client``), re-opened after any error. Headers:
+One keep-alive connection (stdlib ``http.client``), re-opened after any error. HTTPS verifies
+the server against the system CAs or ``ca_file`` (``verify_tls=False`` only for test benches) and
+can present a client certificate (``cert_file`` / ``key_file``); see :mod:`inspector.mes.tls`. Headers:
 ``Content-Type: application/json``, ``Idempotency-Key: <station/run/frame>``, ``X-Inspector-Stream``
 and, with ``token_env``, ``Authorization: Bearer <token>``. 5xx, 408, 429 and network errors back
 off the whole transport (the receiver is in trouble); other 4xx hold only the refused message's
@@ -10,23 +12,14 @@ stream (retried with back-off, shown by ``inspector mes status``).
 from __future__ import annotations
 
 import http.client
-import ssl
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
 from inspector.mes.forwarder import Delivery, DeliveryError
 from inspector.mes.outbox import OutboxRow
+from inspector.mes.tls import describe_tls_error, tls_context
 
 _TRANSPORT_STATUSES = {408, 425, 429}
-
-
-def tls_context(verify: bool = True, ca_file: str | None = None) -> ssl.SSLContext:
-    """``verify=False`` accepts any certificate (test benches only); ``ca_file`` pins a private CA."""
-    ctx = ssl.create_default_context(cafile=ca_file)
-    if not verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 class HttpTransport:
@@ -35,8 +28,8 @@ class HttpTransport:
     kinds = frozenset({"unit", "wafer"})
 
     def __init__(self, name: str, url: str, *, token: str | None = None, verify_tls: bool = True,
-                 ca_file: str | None = None, timeout_s: float = 5.0,
-                 headers: Mapping[str, str] | None = None) -> None:
+                 ca_file: str | None = None, cert_file: str | None = None, key_file: str | None = None,
+                 timeout_s: float = 5.0, headers: Mapping[str, str] | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"mes output {name}: url must start with http:// or https:// and name a host, got {url!r}")
@@ -47,7 +40,7 @@ class HttpTransport:
         self._port = parts.port
         self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self._timeout = float(timeout_s)
-        self._ctx = tls_context(verify_tls, ca_file) if self._https else None
+        self._ctx = tls_context(verify_tls, ca_file, cert_file, key_file) if self._https else None
         self._headers = {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
@@ -76,7 +69,8 @@ class HttpTransport:
                     self.close()
             except (OSError, http.client.HTTPException) as e:
                 self.close()
-                return Delivery(i, DeliveryError(f"POST {self.url}: {type(e).__name__}: {e}", "transport"))
+                why = describe_tls_error(e) or f"{type(e).__name__}: {e}"
+                return Delivery(i, DeliveryError(f"POST {self.url}: {why}", "transport"))
             if 200 <= resp.status < 300:
                 continue
             detail = text.decode("utf-8", "replace").strip()[:200]

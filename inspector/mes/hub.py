@@ -11,8 +11,10 @@ decision's transaction; per wafer, ``wafer_drafts(summary)`` the wafer result an
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from inspector.config.schema import (
     FileDropOutput,
     HttpOutput,
     KlarfOutput,
+    MesOutboxConfig,
     MqttOutput,
     OpcUaOutput,
     StationConfig,
@@ -29,7 +32,7 @@ from inspector.config.schema import (
 from inspector.core.decision import Decision
 from inspector.core.frame import Frame
 from inspector.mes.filedrop import FileDropTransport
-from inspector.mes.forwarder import Forwarder, ForwarderSettings, Transport
+from inspector.mes.forwarder import Backoff, Forwarder, ForwarderSettings, Retention, Transport
 from inspector.mes.klarf import WaferDefectCollector, klarf_for_wafer, write_klarf
 from inspector.mes.outbox import Draft
 from inspector.mes.payload import safe_name, stream_of, unit_payload, wafer_result_payload
@@ -61,10 +64,50 @@ def _ca(index: int, ca_file: str | None, verify: bool) -> str | None:
     if not verify:
         raise MesConfigError(f"mes[{index}].ca_file", "a CA file is given but verify_tls is false; "
                              "remove one of them (a CA file is only used to verify)")
-    if not Path(ca_file).is_file():
-        raise MesConfigError(f"mes[{index}].ca_file", f"CA file {ca_file} not found "
+    return _file(index, "ca_file", ca_file, "CA file")
+
+
+def _file(index: int, field: str, path: str | None, what: str) -> str | None:
+    if path is not None and not Path(path).is_file():
+        raise MesConfigError(f"mes[{index}].{field}", f"{what} {path} not found "
                              f"(relative paths resolve against {Path.cwd()})")
-    return ca_file
+    return path
+
+
+def _check_tls(index: int, out: HttpOutput | MqttOutput) -> dict[str, Any]:
+    """The TLS arguments of a transport, each file checked and loaded now (a bad PEM is a config
+    error naming its field, not a delivery failure at 3 a.m.)."""
+    ca = _ca(index, out.ca_file, out.verify_tls)
+    cert = _file(index, "cert_file", out.cert_file, "client certificate")
+    key = _file(index, "key_file", out.key_file, "client key")
+    ctx = ssl.create_default_context()
+    if ca is not None:
+        try:
+            ctx.load_verify_locations(ca)
+        except (ssl.SSLError, OSError, ValueError) as e:
+            raise MesConfigError(f"mes[{index}].ca_file", f"cannot load CA file {ca}: {e}") from None
+    if cert is not None:
+        try:
+            ctx.load_cert_chain(cert, key)
+        except (ssl.SSLError, OSError, ValueError) as e:
+            field = "key_file" if key is not None and "key" in str(e).lower() else "cert_file"
+            raise MesConfigError(f"mes[{index}].{field}", f"cannot load the client certificate {cert}"
+                                 + (f" with key {key}" if key else "") + f": {e}") from None
+    if not out.verify_tls:
+        log.warning("mes[%d] (%s): TLS certificate verification is OFF (verify_tls: false): INSECURE, anyone "
+                    "on the network path can impersonate the receiver; use ca_file instead", index, out.id)
+    return {"verify_tls": out.verify_tls, "ca_file": ca, "cert_file": cert, "key_file": key}
+
+
+def forwarder_settings(out: Any, outbox_cfg: MesOutboxConfig | None = None) -> ForwarderSettings:
+    """Retry, batching and retention of one outbox output, from its config entry."""
+    b = out.backoff
+    r = outbox_cfg or MesOutboxConfig()
+    return ForwarderSettings(
+        backoff=Backoff(initial_s=b.initial_s, max_s=b.max_s, jitter=b.jitter, multiplier=b.multiplier),
+        batch=out.batch_size,
+        retention=Retention(keep_s=r.retention_days * 86400.0, every_s=r.prune_interval_min * 60.0,
+                            batch=r.prune_batch))
 
 
 def build_transport(index: int, out: Any, data_dir: Path, env: Mapping[str, str] | None = None) -> Transport | None:
@@ -76,15 +119,16 @@ def build_transport(index: int, out: Any, data_dir: Path, env: Mapping[str, str]
         token = _env(index, "token_env", out.token_env, env)
         if token and out.url.startswith("http://"):
             log.warning("mes[%d] (%s): a bearer token is sent over plain http://", index, out.id)
-        return HttpTransport(out.id, out.url, token=token, verify_tls=out.verify_tls,
-                             ca_file=_ca(index, out.ca_file, out.verify_tls), timeout_s=out.timeout_s)
+        tls = _check_tls(index, out) if out.url.startswith("https://") else {}
+        return HttpTransport(out.id, out.url, token=token, timeout_s=out.timeout_s, **tls)
     if isinstance(out, MqttOutput):
         try:
             from inspector.mes.mqtt import MqttTransport
             user = _env(index, "username_env", out.username_env, env)
             password = _env(index, "password_env", out.password_env, env)
+            tls = _check_tls(index, out) if out.tls else {}
             return MqttTransport(out.id, out.host, out.port, qos=out.qos, tls=out.tls, username=user,
-                                 password=password)
+                                 password=password, timeout_s=out.timeout_s, window=out.window, **tls)
         except ImportError as e:
             raise MesConfigError(f"mes[{index}].type", str(e)) from None
     if isinstance(out, FileDropOutput):
@@ -121,7 +165,10 @@ class MesHub:
         self.models = [dict(m) for m in models]
         self.model_set_version = model_set_version
         self.class_names = tuple(class_names) or tuple(cfg.models[0].class_names)
-        self.settings = settings
+        self.settings = settings  # overrides every output's own settings (tests, benchmarks)
+        outs = {o.id: o for o in cfg.mes}
+        self.output_settings = {t.name: forwarder_settings(outs[t.name], cfg.mes_outbox) for t in self.transports
+                                if t.name in outs and hasattr(outs[t.name], "backoff")}
         self.opcua = opcua
         topics = {o.id: o.topic_template for o in cfg.mes if isinstance(o, MqttOutput)}
         self.routes = [_Route(t.name, frozenset(t.kinds), topics.get(t.name)) for t in self.transports]
@@ -159,6 +206,27 @@ class MesHub:
     @property
     def active(self) -> bool:
         return bool(self.transports) or self.opcua is not None
+
+    @property
+    def wafer_level(self) -> bool:
+        """Whether completed wafers produce messages (wafer result or KLARF)."""
+        return any(r.kinds & {"wafer", "klarf"} for r in self.routes)
+
+    def for_run(self, run_id: str, config_hash: str, model_set_version: str, cfg: StationConfig | None = None) -> MesHub:
+        """A copy that builds the messages of an earlier run (recovery after a crash), for this hub's
+        outputs; ``cfg`` is that run's config when it can still be read (geometry, class names)."""
+        other = copy.copy(self)
+        other.run_id, other.config_hash, other.model_set_version = run_id, config_hash, model_set_version
+        if cfg is not None:
+            other.cfg = cfg
+            other.class_names = tuple(cfg.models[0].class_names)
+        w = other.cfg.wafer
+        other.collector = (WaferDefectCollector((w.die_pitch_x_mm * 1000, w.die_pitch_y_mm * 1000),
+                                                other.cfg.pixel_size_um)
+                           if w is not None and any("klarf" in r.kinds for r in self.routes) else None)
+        other.forwarders = []
+        other.opcua = None
+        return other
 
     # --- messages ----------------------------------------------------------------------------
     def drafts(self, frame: Frame, decision: Decision) -> tuple[Draft, ...]:
@@ -235,7 +303,8 @@ class MesHub:
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self, db_path: str | Path) -> MesHub:
         for t in self.transports:
-            self.forwarders.append(Forwarder(db_path, t, self.settings).start())
+            settings = self.settings or self.output_settings.get(t.name)
+            self.forwarders.append(Forwarder(db_path, t, settings).start())
         if self.opcua is not None:
             self.opcua.start()
         return self
@@ -248,8 +317,9 @@ class MesHub:
             self.opcua.stop()
 
     def stats(self) -> dict[str, Any]:
-        """Per transport: outbox depth, oldest pending age, delivered count, last error."""
+        """Per transport (:meth:`Forwarder.stats`): link state (up / down / retrying / unknown) and since
+        when, outbox depth, oldest pending age, delivered count, last error."""
         return {f.name: f.stats() for f in self.forwarders}
 
 
-__all__ = ["MesConfigError", "MesHub", "build_transport", "stream_of"]
+__all__ = ["MesConfigError", "MesHub", "build_transport", "forwarder_settings", "stream_of"]

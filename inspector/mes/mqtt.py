@@ -12,7 +12,6 @@ payload's ``message_id`` lets subscribers de-duplicate). The topic of each row w
 from __future__ import annotations
 
 import secrets
-import ssl
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -20,6 +19,7 @@ from typing import Any
 
 from inspector.mes.forwarder import Delivery, DeliveryError
 from inspector.mes.outbox import OutboxRow
+from inspector.mes.tls import describe_tls_error, tls_context
 
 
 class MqttUnavailable(ImportError):
@@ -54,13 +54,15 @@ class MqttTransport:
     kinds = frozenset({"unit", "wafer"})
 
     def __init__(self, name: str, host: str, port: int = 1883, *, qos: int = 1, tls: bool = False,
-                 ca_file: str | None = None, verify_tls: bool = True, username: str | None = None,
-                 password: str | None = None, timeout_s: float = 5.0, window: int = 100,
-                 client_id: str | None = None) -> None:
+                 ca_file: str | None = None, verify_tls: bool = True, cert_file: str | None = None,
+                 key_file: str | None = None, username: str | None = None, password: str | None = None,
+                 timeout_s: float = 5.0, window: int = 100, client_id: str | None = None) -> None:
         self._mqtt = _paho()
         self.name = name
         self.host, self.port, self.qos = host, int(port), int(qos)
         self.tls, self.ca_file, self.verify_tls = tls, ca_file, verify_tls
+        # Built once (a bad CA or key file fails here, at configuration time, not per message).
+        self._tls_ctx = tls_context(verify_tls, ca_file, cert_file, key_file) if tls else None
         self.username, self.password = username, password
         self.timeout_s = float(timeout_s)
         self.window = max(1, int(window))
@@ -96,9 +98,8 @@ class MqttTransport:
         c.max_queued_messages_set(0)
         if self.username is not None:
             c.username_pw_set(self.username, self.password)
-        if self.tls:
-            c.tls_set(ca_certs=self.ca_file, cert_reqs=ssl.CERT_REQUIRED if self.verify_tls else ssl.CERT_NONE)
-            c.tls_insecure_set(not self.verify_tls)
+        if self._tls_ctx is not None:
+            c.tls_set_context(self._tls_ctx)  # the same verification rules as HTTPS
         with self._cond:
             self._connected, self._connect_error = False, None
         c.connect(self.host, self.port, keepalive=30)
@@ -126,14 +127,15 @@ class MqttTransport:
 
     # --- delivery -----------------------------------------------------------------------------
     def deliver(self, rows: Sequence[OutboxRow]) -> Delivery:
-        where = f"mqtt://{self.host}:{self.port}"
+        where = f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
         try:
             c = self._client if self._client is not None and self._connected else None
             if c is None:
                 self.close()
                 c = self._connect()
         except (OSError, ConnectionError) as e:
-            return Delivery(0, DeliveryError(f"{where}: cannot connect: {type(e).__name__}: {e}", "transport"))
+            why = describe_tls_error(e) or f"{type(e).__name__}: {e}"
+            return Delivery(0, DeliveryError(f"{where}: cannot connect: {why}", "transport"))
         done = 0
         for start in range(0, len(rows), self.window):
             chunk = rows[start:start + self.window]

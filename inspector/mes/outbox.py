@@ -9,13 +9,16 @@ Lifecycle of a row (table ``outbox``, migration 4 of inspector.store.db):
    failure only counts ``attempts`` and keeps ``last_error`` (:func:`record_failure`).
 
 Delivery is at least once (a crash between the acknowledgement and the mark sends the row
-again); receivers de-duplicate on the key. :func:`replay` puts delivered rows back in the queue.
+again); receivers de-duplicate on the key. :func:`replay` puts delivered rows back in the queue;
+:func:`prune_some` / :func:`prune_delivered` delete delivered rows past their retention (the
+forwarders do it periodically, ``inspector mes prune`` on demand).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -179,16 +182,78 @@ def replay(conn: sqlite3.Connection, since: datetime | str, *, until: datetime |
         return conn.execute(sql, args).rowcount
 
 
-def prune_delivered(conn: sqlite3.Connection, before: datetime | str) -> int:
-    """Delete rows delivered before ``before`` (the decision itself stays in the store)."""
+def prune_some(conn: sqlite3.Connection, before: datetime | str, *, transport: str | None = None,
+               batch: int = 500, budget_s: float | None = None) -> tuple[int, bool]:
+    """Delete rows delivered before ``before``, ``batch`` rows per transaction, for at most about
+    ``budget_s`` seconds; returns (rows deleted, whether more remain).
+
+    Small transactions keep the station's writer from waiting long on the database lock; the
+    candidates are read outside the transaction and re-checked by the DELETE, so a row that a
+    replay put back in the queue meanwhile is never deleted. Undelivered rows are never touched."""
+    if batch < 1:
+        raise ValueError(f"prune batch must be at least 1, got {batch}")
     when = iso_utc(before) if isinstance(before, datetime) else str(before)
-    with transaction(conn):
-        return conn.execute("DELETE FROM outbox WHERE delivered IS NOT NULL AND delivered < ?", (when,)).rowcount
+    deadline = None if budget_s is None else time.monotonic() + budget_s
+    if transport is None:  # one transport at a time: the index on (transport, delivered) finds the rows
+        total = 0
+        for t in transports_in(conn):
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            n, more = prune_some(conn, when, transport=t, batch=batch, budget_s=left)
+            total += n
+            if more:
+                return total, True
+        return total, False
+    sql = ("SELECT id FROM outbox WHERE transport = ? AND delivered IS NOT NULL AND delivered < ?"
+           " ORDER BY delivered LIMIT ?")
+    total = 0
+    while True:
+        ids = [r[0] for r in conn.execute(sql, (transport, when, batch))]
+        if not ids:
+            return total, False
+        with transaction(conn):
+            total += conn.execute(f"DELETE FROM outbox WHERE id IN ({','.join('?' * len(ids))})"
+                                  " AND delivered IS NOT NULL AND delivered < ?", [*ids, when]).rowcount
+        if len(ids) < batch:
+            return total, False
+        if deadline is not None and time.monotonic() >= deadline:
+            return total, True
+
+
+def prune_delivered(conn: sqlite3.Connection, before: datetime | str, *, transport: str | None = None,
+                    batch: int = 500) -> int:
+    """Delete every row delivered before ``before`` (in small transactions; the decisions stay in
+    the store); returns how many."""
+    return prune_some(conn, before, transport=transport, batch=batch)[0]
+
+
+WAFER_MARKS = ("live", "recovered")
+
+
+def mark_wafer(conn: sqlite3.Connection, run_id: str, lot: str, wafer: str, how: str = "live") -> bool:
+    """Note (inside the transaction that queues them) that a wafer's wafer-level messages are queued;
+    False when it already was. The mark outlives pruned outbox rows (table ``mes_wafers``)."""
+    if how not in WAFER_MARKS:
+        raise ValueError(f"wafer mark: how must be one of {', '.join(WAFER_MARKS)}, got {how!r}")
+    return conn.execute("INSERT OR IGNORE INTO mes_wafers (run_id, lot, wafer, queued, how) VALUES (?,?,?,?,?)",
+                        (run_id, lot, wafer, iso_utc(), how)).rowcount == 1
+
+
+def unmarked_wafers(conn: sqlite3.Connection, run_ids: Iterable[str]) -> list[tuple[str, str, str]]:
+    """(run, lot, wafer) of the given runs that have dies in the store but no wafer mark, oldest first."""
+    out: list[tuple[str, str, str]] = []
+    for run in run_ids:
+        out += [(run, lot, wafer) for lot, wafer in conn.execute(
+            "SELECT COALESCE(f.lot, '') AS l, f.wafer FROM frames f WHERE f.run_id = ? AND f.wafer IS NOT NULL"
+            " AND f.die_x IS NOT NULL AND f.die_y IS NOT NULL AND NOT EXISTS (SELECT 1 FROM mes_wafers m"
+            " WHERE m.run_id = f.run_id AND m.lot = COALESCE(f.lot, '') AND m.wafer = f.wafer)"
+            " GROUP BY l, f.wafer ORDER BY MIN(f.rowid)", (run,))]
+    return out
 
 
 def transports_in(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in conn.execute("SELECT DISTINCT transport FROM outbox ORDER BY transport")]
 
 
-__all__ = ["Draft", "KINDS", "OutboxRow", "age_s", "depth", "enqueue", "mark_delivered", "pending",
-           "prune_delivered", "record_failure", "replay", "status", "transports_in", "write_drafts"]
+__all__ = ["Draft", "KINDS", "OutboxRow", "WAFER_MARKS", "age_s", "depth", "enqueue", "mark_delivered",
+           "mark_wafer", "pending", "unmarked_wafers",
+           "prune_delivered", "prune_some", "record_failure", "replay", "status", "transports_in", "write_drafts"]

@@ -8,7 +8,9 @@ thread: keep it short); the durability benchmark uses it to say what the station
 
 Wafer summaries are audited events (``queries.record_event``, entity ``"wafer"``) written on a
 small thread of their own, after ``writer.flush()``: the event always follows the commits of
-its dies in the hash chain, and the pipeline never waits for it.
+its dies in the hash chain, and the pipeline never waits for it. Their MES messages (wafer result,
+KLARF) go through the writer with a mark in ``mes_wafers``; ``start_run`` queues those a crashed
+run never queued (:mod:`inspector.station.wafer_recovery`).
 """
 
 from __future__ import annotations
@@ -106,6 +108,23 @@ class StoreSink:
                                                     model_set_version=model_set_version))
         for f in futures:
             f.result(timeout)
+        self._recover_wafer_messages(station_id, timeout)
+
+    def _recover_wafer_messages(self, station_id: str, timeout: float | None) -> None:
+        # A run that crashed before judging its last wafer left that wafer without its MES
+        # messages; queue them now (inspector.station.wafer_recovery). A failure here is reported
+        # and retried at the next start; it must not keep this run from recording.
+        if self.mes is None or not getattr(self.mes, "wafer_level", False):
+            return
+        from inspector.station.wafer_recovery import recover_wafers
+
+        hub = self.mes
+        try:
+            self.writer.submit_job(lambda conn: recover_wafers(conn, hub, station_id, self.run_id),
+                                   "wafer-level MES messages of crashed runs").result(timeout)
+        except Exception as e:  # noqa: BLE001
+            self._mes_error(f"wafer-level messages of crashed runs not recovered (retried at the next start): "
+                            f"{type(e).__name__}: {e}")
 
     def end_run(self, timeout: float | None = 60.0) -> None:
         """Wait for the wafer events, then record the run end (the last audit row of the run)."""
@@ -193,15 +212,24 @@ class StoreSink:
 
     def _queue_wafer_messages(self, summary: WaferSummary) -> None:
         # Through the writer queue, on the record thread: the wafer's messages follow its dies in
-        # the outbox (and precede the next wafer's), like the dies in the writer's order.
-        if self.mes is None:
-            return
+        # the outbox (and precede the next wafer's), like the dies in the writer's order. The wafer
+        # is marked in the same transaction (even without MES outputs, so that outputs added later
+        # do not resend old wafers): a start after a crash queues only unmarked wafers.
         what = f"wafer {summary.lot}/{summary.wafer} MES messages"
         try:
-            drafts = tuple(self.mes.wafer_drafts(summary))
-            if drafts:
-                fut = self.writer.submit_job(lambda conn: outbox.enqueue(conn, drafts), what)
-                fut.add_done_callback(lambda f: f.exception() and self._mes_error(f"{what}: {f.exception()}"))
+            drafts = tuple(self.mes.wafer_drafts(summary)) if self.mes is not None else ()
+        except Exception as e:  # noqa: BLE001 - left unmarked: if the run crashes, the next start retries
+            self._mes_error(f"{what} not queued: {type(e).__name__}: {e}")
+            return
+        run, lot, wafer = self.run_id, str(summary.lot), str(summary.wafer)
+
+        def apply(conn: sqlite3.Connection) -> None:
+            outbox.enqueue(conn, drafts)
+            outbox.mark_wafer(conn, run, lot, wafer, "live")
+
+        try:
+            fut = self.writer.submit_job(apply, what)
+            fut.add_done_callback(lambda f: f.exception() and self._mes_error(f"{what}: {f.exception()}"))
         except Exception as e:  # noqa: BLE001
             self._mes_error(f"{what} not queued: {type(e).__name__}: {e}")
 

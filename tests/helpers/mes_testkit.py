@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 import time
 from collections import Counter, defaultdict
@@ -106,8 +107,9 @@ RUN_ORDER: dict[str, int] = {"run-a": 0, "run-b": 1}
 class HttpReceiver(Receiver):
     """A real HTTP server on 127.0.0.1 (random port, kept across restarts); 200 after applying."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         super().__init__()
+        self.tls = tls  # a server-side context: HTTPS (see tests/helpers/mes_tls.py)
         self.port = free_port()
         self.server: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
@@ -156,6 +158,10 @@ class HttpReceiver(Receiver):
 
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
+        if self.tls is not None:  # handshake in the handler's thread, so a failing client never stalls accept()
+            self.server.socket = self.tls.wrap_socket(self.server.socket, server_side=True,
+                                                      do_handshake_on_connect=False)
+            self.server.handle_error = lambda request, address: None  # refused handshakes are the point
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
         return self
@@ -176,7 +182,7 @@ class HttpReceiver(Receiver):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/results"
+        return f"{'https' if self.tls is not None else 'http'}://127.0.0.1:{self.port}/results"
 
 
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto", "/opt/homebrew/sbin/mosquitto")
@@ -196,7 +202,8 @@ def mosquitto_binary() -> str | None:
 class Broker:
     """A real Mosquitto broker on 127.0.0.1 (free port, kept across restarts), persistent sessions."""
 
-    def __init__(self, binary: str, folder) -> None:
+    def __init__(self, binary: str, folder, tls=None) -> None:
+        """``tls``: a tests/helpers/mes_tls.Pki: the listener speaks TLS only, with its server certificate."""
         import os
 
         self.binary = binary
@@ -206,6 +213,9 @@ class Broker:
         self.conf = folder / "mosquitto.conf"
         lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true", "persistence true",
                  f"persistence_location {folder}/", "log_dest none"]
+        if tls is not None:
+            lines += [f"cafile {tls.ca}", f"certfile {tls.server_cert}", f"keyfile {tls.server_key}",
+                      "require_certificate false"]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             lines.append("user root")  # else it drops to 'mosquitto', who cannot write the test's folder
         self.conf.write_text("\n".join(lines) + "\n")
@@ -240,7 +250,7 @@ class Broker:
 class MqttReceiver(Receiver):
     """A QoS 1 subscriber with a persistent session (messages published while it is away are kept)."""
 
-    def __init__(self, port: int, topic: str = "inspector/#") -> None:
+    def __init__(self, port: int, topic: str = "inspector/#", ca_file=None) -> None:
         super().__init__()
         import paho.mqtt.client as mqtt
 
@@ -262,6 +272,8 @@ class MqttReceiver(Receiver):
             self.receive(json.loads(msg.payload)["message_id"], msg.payload)
 
         c.on_connect, c.on_disconnect, c.on_message = on_connect, on_disconnect, on_message
+        if ca_file is not None:
+            c.tls_set(ca_certs=str(ca_file))
         c.connect("127.0.0.1", port)
         c.loop_start()
         self.client = c

@@ -93,13 +93,17 @@ def test_station_delivers_unit_wafer_and_klarf_files(tmp_path):
      "mes[0].token_env", "INSPECTOR_TEST_NO_SUCH_TOKEN is not set"),
     ("[{type: http, id: h, url: 'https://mes.example/api', ca_file: /nonexistent/ca.pem}]",
      "mes[0].ca_file", "not found"),
-    ("[{type: filedrop, id: f, folder: out}, {type: http, id: h, url: 'https://x', ca_file: c.pem, verify_tls: false}]",
-     "mes[1].ca_file", "verify_tls is false"),
+    ("[{type: filedrop, id: f, folder: out}, {type: http, id: h, url: 'https://x', cert_file: /nonexistent/c.pem}]",
+     "mes[1].cert_file", "client certificate /nonexistent/c.pem not found"),
+    ("[{type: mqtt, id: m, host: broker, tls: true, ca_file: '{not_pem}'}]",
+     "mes[0].ca_file", "cannot load CA file"),
     ("[{type: mqtt, id: m, host: broker, password_env: INSPECTOR_TEST_NO_SUCH_PW}]",
      "mes[0].password_env", "INSPECTOR_TEST_NO_SUCH_PW"),
 ])
 def test_unusable_mes_output_fails_before_the_run_naming_the_field(tmp_path, mes, field, words):
-    cfg = load_config_text(cfg_text(tmp_path, mes))
+    not_pem = tmp_path / "not-a-ca.pem"
+    not_pem.write_text("this is not a certificate\n")
+    cfg = load_config_text(cfg_text(tmp_path, mes.replace("{not_pem}", str(not_pem))))
     with pytest.raises(StationError, match=r"MES output") as e:
         Station.from_config(cfg, config_hash(cfg), data_dir=tmp_path / "data", sources=[],
                             ensemble=Ensemble([Member("m", "3", "ab" * 32, Bright())]))
