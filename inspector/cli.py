@@ -73,6 +73,7 @@ def config_schema(output: str | None) -> None:
 
 
 _REGISTRY_HELP = "Model registry folder (default: $INSPECTOR_REGISTRY, else the shipped models/)."
+_HEADLESS_HELP = "Never open the GUI (the default without a display or PySide6, and with --json)."
 _DATA_HELP = "Data folder for the database, images and config snapshots (default: $INSPECTOR_DATA, " \
              "else storage.data_dir of the config, else ./inspector-data)."
 
@@ -146,7 +147,7 @@ def _finish(summary: dict, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
 @click.option("--registry", type=click.Path(file_okay=False, path_type=Path), default=None, help=_REGISTRY_HELP)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help=_DATA_HELP)
-@click.option("--headless", is_flag=True, help="Never open the GUI (the default without a display).")
+@click.option("--headless", is_flag=True, help=_HEADLESS_HELP)
 def demo(config_path: str | None, max_frames: int | None, as_json: bool, registry: Path | None,
          data_dir: Path | None, headless: bool) -> None:
     """Run the wafer demo: inspect the synthetic wafer line of the demo config and summarise it.
@@ -155,16 +156,20 @@ def demo(config_path: str | None, max_frames: int | None, as_json: bool, registr
     and model versions in the data folder's database; every wafer gets a die map and its spatial
     signature. Without the shipped model every die is recorded as not inspected, and the demo
     says so. Ctrl-C stops gracefully (every captured die is still recorded).
+
+    With a display (and PySide6) the demo opens the operator app and starts the line; with
+    --max-frames the app closes when that run ends and prints the summary.
     """
     from inspector.config import config_hash, default_config_path
     from inspector.station.demo import run_demo
     from inspector.station.station import StationError
 
     cfg = _load(config_path or default_config_path())
-    if not headless and not as_json and max_frames is None and _gui_possible():
+    if _want_gui(headless, as_json):
         path = Path(config_path or default_config_path())
-        sys.exit(_open_gui(cfg, config_path=path, data_dir=data_dir, registry=registry, allow_no_model=True,
-                           autostart=True))
+        _finish_gui(_open_station_gui(cfg, config_path=path, data_dir=data_dir, registry=registry,
+                                      allow_no_model=True, max_frames=max_frames))
+        return
     try:
         summary = run_demo(cfg, config_hash(cfg), max_frames=max_frames, registry_root=registry, data_dir=data_dir)
     except StationError as e:
@@ -176,7 +181,7 @@ def demo(config_path: str | None, max_frames: int | None, as_json: bool, registr
 @click.argument("config_arg", metavar="[CONFIG]", required=False, type=click.Path(dir_okay=False))
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Station config YAML (or give it as the argument).")
-@click.option("--headless", is_flag=True, help="Run without the GUI (the GUI is not available yet: always headless).")
+@click.option("--headless", is_flag=True, help=_HEADLESS_HELP)
 @click.option("--max-frames", type=click.IntRange(min=0), default=None,
               help="Stop after this many frames (default: until the sources end or Ctrl-C).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as one JSON object on stdout.")
@@ -190,32 +195,69 @@ def run(config_arg: str | None, config_path: str | None, headless: bool, max_fra
     config hash and model versions; wafers get a die map and an audited wafer result. SIGINT /
     SIGTERM stop gracefully: capture ends, every accepted frame is judged and stored; a second
     signal records the frames not judged yet as not inspected instead of waiting.
+
+    With a display (and PySide6) the operator app opens, logs the operator in and starts the
+    station (in its own process); with --max-frames the app closes when that run ends and prints
+    the summary. --headless, or --json, never open it.
     """
     if config_arg and config_path and config_arg != config_path:
         raise click.UsageError(f"two configs given: {config_arg} and --config {config_path}; give one")
     path = config_path or config_arg
     if not path:
         raise click.UsageError("give the station config: inspector run --config FILE")
-    from inspector.station.station import display_available
-
-    if not headless:
-        why = "" if display_available() else " (and no display was found)"
-        click.echo(f"The station GUI is not available yet{why}: running headless.", err=True)
     cfg = _load(path)
+    if _want_gui(headless, as_json):
+        _finish_gui(_open_station_gui(cfg, config_path=Path(path), data_dir=data_dir, registry=registry,
+                                      allow_no_model=False, max_frames=max_frames))
+        return
     summary = _run_station(cfg, max_frames=max_frames, registry=registry, data_dir=data_dir, allow_no_model=False)
     _finish(summary, as_json)
 
 
-def _gui_possible() -> bool:
-    """A display, a real Qt platform (tests run offscreen: they stay headless) and PySide6 installed."""
+def _gui_possible() -> tuple[bool, str]:
+    """Whether the GUI can open here, and if not why: a display (DISPLAY / WAYLAND_DISPLAY, or a Qt
+    platform chosen in QT_QPA_PLATFORM: offscreen for tests, eglfs / linuxfb on panel PCs) and PySide6."""
     import importlib.util
     import os
 
     from inspector.station.station import display_available
 
-    if os.environ.get("QT_QPA_PLATFORM", "").lower() in ("offscreen", "minimal"):
+    if not (display_available() or os.environ.get("QT_QPA_PLATFORM")):
+        return False, "no display (DISPLAY / WAYLAND_DISPLAY / QT_QPA_PLATFORM not set)"
+    if importlib.util.find_spec("PySide6") is None:
+        return False, "PySide6 is not installed (pip install 'inspector-station[gui]')"
+    return True, ""
+
+
+def _want_gui(headless: bool, as_json: bool) -> bool:
+    """GUI unless --headless or --json (stdout is then a JSON document for a script); a one-line note
+    on stderr when the GUI was wanted but cannot open."""
+    if headless or as_json:
         return False
-    return display_available() and importlib.util.find_spec("PySide6") is not None
+    ok, why = _gui_possible()
+    if not ok:
+        click.echo(f"inspector: running headless: {why}", err=True)
+    return ok
+
+
+def _open_station_gui(cfg, **kwargs) -> tuple[int, dict | None]:
+    import importlib
+
+    from inspector.config import config_hash
+
+    try:
+        app = importlib.import_module("inspector.gui.app")
+    except ImportError as e:
+        raise click.ClickException(f"the GUI needs PySide6 (pip install 'inspector-station[gui]'): {e}") from None
+    return app.run_station_gui(cfg, config_hash(cfg), autostart=True, **kwargs)
+
+
+def _finish_gui(result: tuple[int, dict | None]) -> None:
+    code, summary = result
+    if summary is not None:
+        _finish(summary, False)
+    if code:
+        sys.exit(code)
 
 
 def _open_gui(cfg, **kwargs) -> int:

@@ -68,5 +68,5 @@ def test_demo_json_summary(tmp_path, monkeypatch):
 
 def test_demo_without_a_model_says_it_did_not_inspect(tmp_path, monkeypatch):
     monkeypatch.setenv("INSPECTOR_DATA", str(tmp_path / "data"))
-    r = CliRunner().invoke(main, ["demo", "--max-frames", "3", "--registry", str(tmp_path / "empty")])
+    r = CliRunner().invoke(main, ["demo", "--headless", "--max-frames", "3", "--registry", str(tmp_path / "empty")])
     assert r.exit_code == 0 and "NOT INSPECTED" in r.output and "wafer-demo" in r.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,19 +24,48 @@ def make_context(cfg: Any, cfg_hash: str, *, data_dir: Path | None = None, regis
 def run_gui(cfg: Any, cfg_hash: str, *, data_dir: Path | None = None, registry: Path | None = None,
             config_path: Path | None = None, allow_no_model: bool = False, autostart: bool = False) -> int:
     """Log in, open the window, run the Qt event loop; returns the exit code."""
+    return run_station_gui(cfg, cfg_hash, data_dir=data_dir, registry=registry, config_path=config_path,
+                           allow_no_model=allow_no_model, autostart=autostart)[0]
+
+
+def run_station_gui(cfg: Any, cfg_hash: str, *, data_dir: Path | None = None, registry: Path | None = None,
+                    config_path: Path | None = None, allow_no_model: bool = False, autostart: bool = False,
+                    max_frames: int | None = None) -> tuple[int, dict[str, Any] | None]:
+    """``run_gui``, for `inspector run` / `inspector demo`: with ``max_frames`` every start runs that
+    many frames and the app quits once the first run has ended (a bounded run, like the headless one).
+    Returns the exit code and the summary of the last run (None when none ended cleanly)."""
     from inspector.gui.dialogs import LoginDialog
     from inspector.gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     ctx = make_context(cfg, cfg_hash, data_dir=data_dir, registry=registry, config_path=config_path,
                        allow_no_model=allow_no_model)
+    ctx.extra["max_frames"] = max_frames
     ctx.data_dir.mkdir(parents=True, exist_ok=True)
     login = LoginDialog(ctx.connect)
     if login.exec() != LoginDialog.DialogCode.Accepted or login.session is None:
-        return 1
+        return 1, None
     ctx.session = login.session
     window = MainWindow(ctx)
+    controller = window.controller
+    if max_frames is not None:
+        def ended(state: str) -> None:
+            if state in ("stopped", "faulted") and controller.station is not None:
+                # exit() leaves the loop now; quit() (and closing the last window) would post a
+                # Quit event that a later loop, such as the next log-in dialog, would receive.
+                app.exit(0)
+        controller.stateChanged.connect(ended)
     window.show()
+    # What exists now (modules, widgets) lives as long as the app: keep it out of the cyclic GC's
+    # full collections, which otherwise scan it all on the GUI thread (measured ~20 ms per pass).
+    gc.freeze()
     if autostart:
-        window.controller.start()
-    return int(app.exec())
+        controller.start()
+    code = int(app.exec())
+    if controller.state == "faulted":
+        code = code or 1  # the operator saw why in the window; the caller gets a failing status
+    window.close()  # closeEvent makes sure no station process outlives the window
+    st = controller.station
+    summary = st.summary() if st is not None and callable(getattr(st, "summary", None)) else None
+    window.deleteLater()
+    return code, summary

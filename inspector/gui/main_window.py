@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QTabWidget, QWidget
 
 from inspector.gui.context import AppContext
@@ -25,11 +26,14 @@ STATUS_MS = 500
 
 
 def default_station_factory(ctx: AppContext) -> Callable[[], Any]:
+    """What the station process is built from at each start (the config as it is then: a settings
+    change applies from the next start). The station runs in its own process, never in the GUI's."""
     def build() -> Any:
-        from inspector.station.station import Station
+        from inspector.station.child_process import StationSpec
 
-        return Station.from_config(ctx.cfg, ctx.cfg_hash, registry_root=ctx.registry_root, data_dir=ctx.data_dir,
-                                   headless=False, allow_no_model=bool(ctx.extra.get("allow_no_model")))
+        return StationSpec(ctx.cfg, ctx.cfg_hash, ctx.data_dir, registry_root=ctx.registry_root,
+                           allow_no_model=bool(ctx.extra.get("allow_no_model")),
+                           max_frames=ctx.extra.get("max_frames"))
     return build
 
 
@@ -49,6 +53,7 @@ class MainWindow(QMainWindow):
         if not can(ctx.session, "station"):
             self.live.set_may_control(False, f"role {ctx.role}: watching only (start / stop need operator or engineer)")
         self._build_tabs()
+        self._install_session_menu()
         self.status_ms_max = 0.0  # CPU ms of the slowest status refresh (diagnostics)
         self.status_labels: dict[str, QLabel] = {}
         for key in ("state", "fps", "latency", "queue", "drops", "models", "mes"):
@@ -109,6 +114,68 @@ class MainWindow(QMainWindow):
             if can(s, capability):
                 self._add(key, title, build())
 
+    # --- log-in / log-out: the role's tabs are rebuilt, the station keeps running ------------------
+    def _install_session_menu(self) -> None:
+        menu = self.menuBar().addMenu("&Session")
+        self.logout_action = QAction("Log &out", self)
+        self.logout_action.setShortcut(QKeySequence("Ctrl+L"))
+        self.logout_action.triggered.connect(lambda: self.log_out())
+        self.login_action = QAction("Log &in...", self)
+        self.login_action.triggered.connect(lambda: self.log_in())
+        menu.addAction(self.logout_action)
+        menu.addAction(self.login_action)
+        self._session_ui()
+
+    def log_out(self, ask_login: bool = True) -> bool:
+        """Forget the user, drop the tabs of their role, then ask for the next log-in."""
+        if self.ctx.session is None:
+            return False
+        who = self.ctx.user
+        self.set_session(None)
+        log.info("user %s logged out", who)
+        if ask_login:
+            self.log_in(note=f"{who} logged out.")
+        return True
+
+    def log_in(self, note: str = "") -> bool:
+        session = self.ask_login(note)
+        if session is None:  # cancelled: the window stays, watching only
+            return False
+        self.set_session(session)
+        return True
+
+    def ask_login(self, note: str = "") -> Any:
+        """The log-in dialog (tests replace this); the new session or None."""
+        from inspector.gui.dialogs import ask_login
+
+        return ask_login(self.ctx.connect, self, note)
+
+    def set_session(self, session: Any) -> None:
+        """Switch user: every tab but Live is rebuilt for the new role (views read the role when built)."""
+        for key in [k for k in self.pages if k != "live"]:
+            page = self.pages.pop(key)
+            stop = getattr(page, "shutdown", None)
+            if callable(stop):  # e.g. a retrain under way in the models tab
+                stop()
+            self.tabs.removeTab(self.tabs.indexOf(page))
+            page.close()
+            page.deleteLater()
+        self.ctx.session = session
+        may = can(session, "station")
+        why = "nobody logged in: watching only" if session is None else \
+            f"role {self.ctx.role}: watching only (start / stop need operator or engineer)"
+        self.live.set_may_control(may, why)
+        if may:
+            self.live.note.setText("")
+        self._build_tabs()
+        self._session_ui()
+
+    def _session_ui(self) -> None:
+        self.setWindowTitle(f"Inspector: {self.ctx.cfg.station.name or self.ctx.cfg.station.id}"
+                            f"  [{self.ctx.user or 'nobody'} / {self.ctx.role or '-'}]")
+        self.logout_action.setEnabled(self.ctx.session is not None)
+        self.login_action.setEnabled(self.ctx.session is None)
+
     def update_status(self) -> None:
         t0 = time.thread_time()
         mes = [m.id for m in self.ctx.cfg.mes] if self.ctx.cfg.mes else []
@@ -123,7 +190,5 @@ class MainWindow(QMainWindow):
         # Stop the line cleanly: every accepted frame is still judged and stored.
         self.status_timer.stop()
         self.live.timer.stop()
-        if self.controller.station is not None and self.controller.state in ("running", "paused", "faulted"):
-            self.controller.stop()
-        self.controller.wait(60)
+        self.controller.shutdown(60)
         super().closeEvent(event)
