@@ -235,6 +235,14 @@ def migrate(conn: sqlite3.Connection) -> tuple[int, int]:
         # leaves the database at the previous version, never half-migrated.
         try:
             conn.executescript(f"BEGIN IMMEDIATE;\n{MIGRATIONS[number - 1]}\nPRAGMA user_version = {number};\nCOMMIT;")
+        except sqlite3.OperationalError:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            # Two processes opening a new database both saw the old version; the second one waited
+            # for the write lock, then found the first one's tables. Its work is already done.
+            if schema_version(conn) >= number:
+                continue
+            raise
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

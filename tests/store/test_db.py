@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import pytest
 
@@ -125,3 +126,29 @@ def test_transaction_rolls_back_on_error(tmp_path):
     assert conn.execute("SELECT COUNT(*) FROM configs").fetchone()[0] == 0
     assert conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == 0
     assert not conn.in_transaction
+
+
+def _open_and_count(path: str, start: float) -> int:
+    while time.time() < start:  # all processes open at (nearly) the same moment
+        time.sleep(0.001)
+    conn = open_db(path)
+    try:
+        return schema_version(conn)
+    finally:
+        conn.close()
+
+
+def test_processes_opening_a_new_database_at_once_all_get_it_migrated(tmp_path):
+    # The GUI and its station process may both be first to open a new store.
+    import multiprocessing as mp
+
+    path = str(tmp_path / "fresh.db")
+    start = time.time() + 1.0
+    with mp.get_context("fork").Pool(4) as pool:
+        versions = pool.starmap(_open_and_count, [(path, start)] * 4)
+    assert versions == [len(MIGRATIONS)] * 4
+    conn = open_db(path)
+    try:
+        assert schema_version(conn) == len(MIGRATIONS)
+    finally:
+        conn.close()
