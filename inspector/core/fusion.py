@@ -599,7 +599,9 @@ def _wbf_core(pool: _Pool, w: np.ndarray, iou_thr: float, conf_type: str, allows
         live, score, label = live[cat], score[cat], label[cat]
         out = score.argsort()[::-1]
     live = live[out]
-    return Detections(cl.state[live, :4], score[out], label[out], np.full(len(live), -1, np.int32), bits[live])
+    # every column is built here with its final dtype and length: skip the constructor's checks
+    return Detections._trusted(cl.state[live, :4].astype(_F32), score[out].astype(_F32), label[out].astype(np.int32),
+                               np.full(len(live), -1, np.int32), bits[live])
 
 
 def _weights_of(bits: np.ndarray, w: np.ndarray, present: bool) -> np.ndarray:
@@ -674,7 +676,8 @@ def _nms_core(pool: _Pool, w: np.ndarray | None, iou_thr: float) -> Detections:
     support = bit.copy()
     by_kept = kept.take(a).nonzero()[0]
     np.bitwise_or.at(support, a.take(by_kept), bit.take(b.take(by_kept)))
-    return Detections(xyxy[kept], score[kept], label[kept], model[kept], support[kept])
+    return Detections._trusted(xyxy[kept].astype(_F32), score[kept].astype(_F32), label[kept].astype(np.int32),
+                               model[kept].astype(np.int32), support[kept])
 
 
 # ----------------------------------------------------------------------------------------------
