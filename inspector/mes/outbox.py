@@ -194,7 +194,7 @@ def prune_some(conn: sqlite3.Connection, before: datetime | str, *, transport: s
         raise ValueError(f"prune batch must be at least 1, got {batch}")
     when = iso_utc(before) if isinstance(before, datetime) else str(before)
     deadline = None if budget_s is None else time.monotonic() + budget_s
-    if transport is None:  # one transport at a time: the index on (transport, delivered) finds the rows
+    if transport is None:  # one transport at a time
         total = 0
         for t in transports_in(conn):
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -203,11 +203,14 @@ def prune_some(conn: sqlite3.Connection, before: datetime | str, *, transport: s
             if more:
                 return total, True
         return total, False
-    sql = ("SELECT id FROM outbox WHERE transport = ? AND delivered IS NOT NULL AND delivered < ?"
-           " ORDER BY delivered LIMIT ?")
+    # A row is delivered after it was created, so `created < when` narrows the search through the
+    # `outbox_created` index (no index on `delivered`: every delivery would have to update it; the
+    # unary + keeps SQLite from scanning all of a transport's rows through its (transport, key) index).
+    sql = ("SELECT id FROM outbox WHERE created < ? AND +transport = ? AND delivered IS NOT NULL AND delivered < ?"
+           " ORDER BY created LIMIT ?")
     total = 0
     while True:
-        ids = [r[0] for r in conn.execute(sql, (transport, when, batch))]
+        ids = [r[0] for r in conn.execute(sql, (when, transport, when, batch))]
         if not ids:
             return total, False
         with transaction(conn):

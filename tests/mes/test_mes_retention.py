@@ -29,6 +29,8 @@ def make_store(path, n: int, transports=("mes",)) -> None:
 def deliver(conn, transport: str, n: int, when: str) -> list[int]:
     ids = [r.id for r in outbox.pending(conn, transport, n)]
     outbox.mark_delivered(conn, ids, when)
+    # a message delivered at `when` was created no later than that
+    conn.execute(f"UPDATE outbox SET created = MIN(created, ?) WHERE id IN ({','.join('?' * len(ids))})", [when, *ids])
     return ids
 
 
@@ -95,7 +97,7 @@ def test_forwarder_prunes_periodically_and_never_in_between(tmp_path):
             time.sleep(0.02)
         assert fw.stats()["pruned"] == 12  # the old ones, in batches of 5 within the first round
         assert counts(conn) == (0, 18)     # the ones it just delivered are kept for the retention
-        conn.execute("UPDATE outbox SET delivered = ?", (OLD,))  # they age ...
+        conn.execute("UPDATE outbox SET delivered = ?, created = ?", (OLD, OLD))  # they age ...
         time.sleep(0.3)
         assert counts(conn) == (0, 18) and fw.stats()["pruned"] == 12  # ... but the next round is an hour away
     finally:
