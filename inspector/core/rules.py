@@ -82,6 +82,9 @@ class RuleStep:
 
     keep: np.ndarray | None = None
     reasons: tuple[Reason, ...] = ()
+    # Optional: each reason's cited boxes as an index array (parallel to ``reasons``), so the rule
+    # set need not rebuild arrays from the tuples on the per-frame path.
+    cited: tuple[np.ndarray | None, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +162,7 @@ class Rule:
     def _judge(self, hit: np.ndarray, verdict: Verdict, message: str) -> RuleStep:
         """Judge outcome: a reason citing the boxes that made the rule fire."""
         idx = np.flatnonzero(hit)
-        return RuleStep(None, (Reason(self.id, verdict, message, tuple(idx.tolist())),))
+        return RuleStep(None, (Reason(self.id, verdict, message, tuple(idx.tolist())),), (idx,))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -296,7 +299,8 @@ class Region(Rule):
             if inp.wafer_xy_mm is None:
                 raise ValueError("the wafer edge ring needs the die position (context die_x, die_y) and wafer geometry")
             xy = np.asarray(inp.wafer_xy_mm(centers), np.float64).reshape(-1, 2)
-            inside |= np.hypot(xy[:, 0], xy[:, 1]) > self.wafer_radius_mm - self.edge_ring_mm  # type: ignore[operator]
+            r = self.wafer_radius_mm - self.edge_ring_mm  # type: ignore[operator]
+            inside |= np.einsum("ij,ij->i", xy, xy) > r * r if r >= 0 else np.ones(len(xy), bool)
         return inside
 
     def apply(self, inp: RuleInput, state: dict[str, Any]) -> RuleStep:
@@ -570,9 +574,11 @@ class RuleSet:
                     keep = np.asarray(step.keep, dtype=bool)
                     if keep.shape != (len(cur.fused),):
                         raise ValueError(f"keep mask of shape {keep.shape} for {len(cur.fused)} boxes")
-                for r in step.reasons:
-                    idx = orig[np.asarray(r.detection_indices, np.intp)] if r.detection_indices else None
-                    cited.append((r, idx))
+                arrays = step.cited if len(step.cited) == len(step.reasons) else (None,) * len(step.reasons)
+                for r, arr in zip(step.reasons, arrays):
+                    if arr is None:
+                        arr = np.asarray(r.detection_indices, np.intp) if r.detection_indices else None
+                    cited.append((r, None if arr is None or not len(arr) else orig.take(arr)))
             except Exception as exc:  # noqa: BLE001 - a rule bug must become an ERROR record, not a lost unit
                 cited.append((Reason(rule.id, Verdict.ERROR, f"rule {rule.id!r} failed: {type(exc).__name__}: {exc}"),
                               None))

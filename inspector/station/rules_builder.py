@@ -212,9 +212,12 @@ def die_to_wafer_mm(cfg: StationConfig, context: Mapping[str, Any],
     x0 = (dx - 0.5) * w.die_pitch_x_mm  # left edge of the die
     y1 = (dy + 0.5) * w.die_pitch_y_mm  # top edge (wafer y up)
 
+    scale = np.array([sx, -sy])
+    origin = np.array([x0, y1])
+
     def to_mm(px: np.ndarray) -> np.ndarray:
-        px = np.asarray(px, np.float64).reshape(-1, 2)
-        return np.stack([x0 + px[:, 0] * sx, y1 - px[:, 1] * sy], axis=1)
+        # two broadcast operations: this runs for every die on the per-frame path
+        return np.asarray(px, np.float64).reshape(-1, 2) * scale + origin
 
     return to_mm
 
