@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command for a fresh machine: set up, then run the wafer demo station (headless without a display).
+# One command for a fresh machine: set up, then run the wafer demo station (the operator app with a display, else headless).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash installers/setup.sh

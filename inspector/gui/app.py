@@ -13,6 +13,20 @@ from inspector.config.loader import resolve_data_dir
 from inspector.gui.context import AppContext
 
 
+NO_USERS_NOTE = ("No users yet: watching only. Create the first with `inspector users add NAME --role admin` "
+                 "(there is no default account), then log in from the Session menu.")
+
+
+def _has_users(ctx: AppContext) -> bool:
+    from inspector.store.users import count_users
+
+    conn = ctx.connect()
+    try:
+        return count_users(conn, active_only=True) > 0
+    finally:
+        conn.close()
+
+
 def make_context(cfg: Any, cfg_hash: str, *, data_dir: Path | None = None, registry: Path | None = None,
                  config_path: Path | None = None, allow_no_model: bool = False) -> AppContext:
     ctx = AppContext(cfg, cfg_hash, Path(data_dir) if data_dir is not None else resolve_data_dir(cfg),
@@ -42,11 +56,17 @@ def run_station_gui(cfg: Any, cfg_hash: str, *, data_dir: Path | None = None, re
                        allow_no_model=allow_no_model)
     ctx.extra["max_frames"] = max_frames
     ctx.data_dir.mkdir(parents=True, exist_ok=True)
-    login = LoginDialog(ctx.connect)
-    if login.exec() != LoginDialog.DialogCode.Accepted or login.session is None:
-        return 1, None
-    ctx.session = login.session
+    if _has_users(ctx):
+        login = LoginDialog(ctx.connect)
+        if login.exec() != LoginDialog.DialogCode.Accepted or login.session is None:
+            return 1, None
+        ctx.session = login.session
+    # else: a new station has no account to log in with (none is ever made by default): the window
+    # opens watching only, and says how to create the first one. Whoever may run this command may
+    # run the line headless too, so an autostart still starts it.
     window = MainWindow(ctx)
+    if ctx.session is None:
+        window.live.set_may_control(False, NO_USERS_NOTE)
     controller = window.controller
     if max_frames is not None:
         def ended(state: str) -> None:

@@ -131,3 +131,35 @@ def test_demo_opens_the_gui_and_a_cancelled_login_fails(qapp, tmp_path, monkeypa
     r = CliRunner().invoke(main, ["demo", "--max-frames", "3", "--data-dir", str(data)])
     assert r.exit_code == 1 and r.stdout == ""
     assert _no_station_children()
+
+
+def test_demo_on_a_new_station_opens_watching_only_without_a_log_in(qapp, tmp_path, monkeypatch):
+    # A fresh clone on a desktop: no account exists yet (none is made by default), so there is no
+    # log-in to show; the demo still runs, in a window that says how to create the first user.
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    from inspector.gui import main_window
+    from inspector.gui.dialogs import LoginDialog
+
+    notes: list[str] = []
+
+    class Spy(main_window.MainWindow):
+        def show(self) -> None:
+            super().show()
+            QTimer.singleShot(0, lambda: notes.append(self.live.note.text()))
+
+    monkeypatch.setattr(main_window, "MainWindow", Spy)
+    asked: list[str] = []
+    monkeypatch.setattr(LoginDialog, "exec", lambda self: asked.append("login") or 0)
+    data = tmp_path / "data"
+    r = CliRunner().invoke(main, ["demo", "--max-frames", "3", "--data-dir", str(data),
+                                  "--registry", str(tmp_path / "none")])
+    assert r.exit_code == 0, (r.output, r.stderr, r.exc_info)
+    assert asked == [] and "verdicts:" in r.stdout and "running headless" not in r.stderr
+    assert notes and "No users yet" in notes[0] and "inspector users add" in notes[0]
+    conn = open_db(data / "inspector.sqlite", create=False)
+    try:
+        assert conn.execute("SELECT count(*) FROM decisions").fetchone()[0] == 3
+        assert users.count_users(conn) == 0  # nothing was created behind the operator's back
+    finally:
+        conn.close()
+    assert _no_station_children()
