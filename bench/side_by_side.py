@@ -90,3 +90,38 @@ def compare(onnx: Path, pt: Path, imgsz: int, images: Sequence[np.ndarray], roun
         result[f"{k}_speedup_vs_ultralytics_pt"] = round(med["ultralytics_pt"] / med[k], 3)
         result[f"{k}_speedup_vs_inspector_onnx"] = round(med["inspector_onnx"] / med[k], 3)
     return result
+
+
+def engines_only(onnx: Path, pt: Path, imgsz: int, rounds: int = 20) -> dict[str, Any]:
+    """The two inference engines alone, on one random input: ONNX Runtime's session.run against the
+    PyTorch module's forward (fused, inference mode, every core), interleaved.
+
+    No pre- or post-processing on either side: their ratio bounds what any runtime built on this
+    ONNX Runtime can gain over ultralytics' .pt predict on this machine.
+    """
+    import onnxruntime as ort
+    import torch
+    from ultralytics import YOLO
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    net = YOLO(str(pt), task="detect").model.fuse().eval()
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(str(onnx), so, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    x = np.random.default_rng(0).random((1, 3, imgsz, imgsz), dtype=np.float32)
+    xt = torch.from_numpy(x)
+    t_ort: list[float] = []
+    t_torch: list[float] = []
+    with torch.inference_mode():
+        for i in range(rounds + 3):
+            t0 = time.perf_counter()
+            sess.run(None, {name: x})
+            t1 = time.perf_counter()
+            net(xt)
+            t2 = time.perf_counter()
+            if i >= 3:  # warm-up
+                t_ort.append((t1 - t0) * 1e3)
+                t_torch.append((t2 - t1) * 1e3)
+    return {"imgsz": imgsz, "onnxruntime_ms": pct(t_ort), "torch_forward_ms": pct(t_torch),
+            "ratio": round(statistics.median(t_torch) / statistics.median(t_ort), 3)}
