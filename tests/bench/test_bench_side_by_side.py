@@ -27,7 +27,7 @@ def test_compare_times_every_runtime_on_the_same_images(tmp_path):
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (80, 96, 3), np.uint8) for _ in range(3)]
     r = compare(onnx, pt, 64, images, rounds=2, variants={"inspector_copy": onnx})
-    e = engines_only(onnx, pt, 64, rounds=2)  # noqa: F841
+    e = engines_only(onnx, pt, 64, rounds=2)
     assert e["onnxruntime_ms"]["p50"] > 0 and e["torch_forward_ms"]["p50"] > 0 and e["ratio"] > 0
     assert r["frames"] == 6 and r["imgsz"] == 64
     assert set(r["end_to_end_ms"]) == {"inspector_onnx", "ultralytics_onnx", "ultralytics_pt", "inspector_copy"}
