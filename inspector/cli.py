@@ -74,6 +74,10 @@ def config_schema(output: str | None) -> None:
 
 _REGISTRY_HELP = "Model registry folder (default: $INSPECTOR_REGISTRY, else the shipped models/)."
 _HEADLESS_HELP = "Never open the GUI (the default without a display or PySide6, and with --json)."
+_GUI_HELP = ("Open the operator app even where no display is detected (e.g. on Qt's offscreen platform, "
+             "for tests and screenshots).")
+# Qt platforms that draw nowhere a person can see: a window there would wait for nobody.
+_INVISIBLE_QPA = ("offscreen", "minimal")
 _DATA_HELP = "Data folder for the database, images and config snapshots (default: $INSPECTOR_DATA, " \
              "else storage.data_dir of the config, else ./inspector-data)."
 
@@ -148,8 +152,9 @@ def _finish(summary: dict, as_json: bool) -> None:
 @click.option("--registry", type=click.Path(file_okay=False, path_type=Path), default=None, help=_REGISTRY_HELP)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help=_DATA_HELP)
 @click.option("--headless", is_flag=True, help=_HEADLESS_HELP)
+@click.option("--gui", "force_gui", is_flag=True, help=_GUI_HELP)
 def demo(config_path: str | None, max_frames: int | None, as_json: bool, registry: Path | None,
-         data_dir: Path | None, headless: bool) -> None:
+         data_dir: Path | None, headless: bool, force_gui: bool) -> None:
     """Run the wafer demo: inspect the synthetic wafer line of the demo config and summarise it.
 
     Every die gets one decision (pass / fail / review, or error), stored with the exact config
@@ -165,7 +170,7 @@ def demo(config_path: str | None, max_frames: int | None, as_json: bool, registr
     from inspector.station.station import StationError
 
     cfg = _load(config_path or default_config_path())
-    if _want_gui(headless, as_json):
+    if _want_gui(headless, as_json, force_gui):
         path = Path(config_path or default_config_path())
         _finish_gui(_open_station_gui(cfg, config_path=path, data_dir=data_dir, registry=registry,
                                       allow_no_model=True, max_frames=max_frames))
@@ -182,13 +187,14 @@ def demo(config_path: str | None, max_frames: int | None, as_json: bool, registr
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Station config YAML (or give it as the argument).")
 @click.option("--headless", is_flag=True, help=_HEADLESS_HELP)
+@click.option("--gui", "force_gui", is_flag=True, help=_GUI_HELP)
 @click.option("--max-frames", type=click.IntRange(min=0), default=None,
               help="Stop after this many frames (default: until the sources end or Ctrl-C).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as one JSON object on stdout.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help=_DATA_HELP)
 @click.option("--registry", type=click.Path(file_okay=False, path_type=Path), default=None, help=_REGISTRY_HELP)
-def run(config_arg: str | None, config_path: str | None, headless: bool, max_frames: int | None, as_json: bool,
-        data_dir: Path | None, registry: Path | None) -> None:
+def run(config_arg: str | None, config_path: str | None, headless: bool, force_gui: bool, max_frames: int | None,
+        as_json: bool, data_dir: Path | None, registry: Path | None) -> None:
     """Run a station: capture, inspect with the configured models, record every decision.
 
     Every captured frame gets exactly one decision in the database (inspection flow), with the
@@ -206,7 +212,7 @@ def run(config_arg: str | None, config_path: str | None, headless: bool, max_fra
     if not path:
         raise click.UsageError("give the station config: inspector run --config FILE")
     cfg = _load(path)
-    if _want_gui(headless, as_json):
+    if _want_gui(headless, as_json, force_gui):
         _finish_gui(_open_station_gui(cfg, config_path=Path(path), data_dir=data_dir, registry=registry,
                                       allow_no_model=False, max_frames=max_frames))
         return
@@ -214,28 +220,36 @@ def run(config_arg: str | None, config_path: str | None, headless: bool, max_fra
     _finish(summary, as_json)
 
 
-def _gui_possible() -> tuple[bool, str]:
+def _gui_possible(force: bool = False) -> tuple[bool, str]:
     """Whether the GUI can open here, and if not why: a display (DISPLAY / WAYLAND_DISPLAY, or a Qt
-    platform chosen in QT_QPA_PLATFORM: offscreen for tests, eglfs / linuxfb on panel PCs) and PySide6."""
+    platform a person can see in QT_QPA_PLATFORM, such as eglfs / linuxfb on panel PCs; not
+    offscreen, unless ``force``) and PySide6."""
     import importlib.util
     import os
 
     from inspector.station.station import display_available
 
-    if not (display_available() or os.environ.get("QT_QPA_PLATFORM")):
+    qpa = os.environ.get("QT_QPA_PLATFORM", "").split(":")[0].strip().lower()
+    if not (force or display_available() or (qpa and qpa not in _INVISIBLE_QPA)):
+        if qpa:
+            return False, f"no display (Qt platform {qpa!r} draws nowhere visible; --gui opens the app anyway)"
         return False, "no display (DISPLAY / WAYLAND_DISPLAY / QT_QPA_PLATFORM not set)"
     if importlib.util.find_spec("PySide6") is None:
         return False, "PySide6 is not installed (pip install 'inspector-station[gui]')"
     return True, ""
 
 
-def _want_gui(headless: bool, as_json: bool) -> bool:
+def _want_gui(headless: bool, as_json: bool, force: bool = False) -> bool:
     """GUI unless --headless or --json (stdout is then a JSON document for a script); a one-line note
-    on stderr when the GUI was wanted but cannot open."""
+    on stderr when the GUI was wanted but cannot open. --gui with --headless or --json is refused."""
+    if force and (headless or as_json):
+        raise click.UsageError("--gui cannot be combined with --headless or --json")
     if headless or as_json:
         return False
-    ok, why = _gui_possible()
+    ok, why = _gui_possible(force)
     if not ok:
+        if force:
+            raise click.ClickException(f"--gui: the operator app cannot open: {why}")
         click.echo(f"inspector: running headless: {why}", err=True)
     return ok
 

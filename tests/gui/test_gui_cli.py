@@ -62,7 +62,11 @@ def test_gui_possible_says_why_not(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     ok, why = _gui_possible()
     assert not ok and why.startswith("no display")
-    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")  # draws nowhere: a window would wait for nobody
+    ok, why = _gui_possible()
+    assert not ok and "'offscreen' draws nowhere visible" in why
+    assert _gui_possible(force=True) == (True, "")  # --gui
+    monkeypatch.setenv("QT_QPA_PLATFORM", "eglfs")  # a panel PC's screen
     assert _gui_possible() == (True, "")
     import importlib.util
 
@@ -78,6 +82,13 @@ def test_demo_headless_paths(tmp_path, monkeypatch):
                                   str(tmp_path / "d"), "--registry", str(tmp_path / "none")])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["frames"] == 2 and r.stderr == ""
+    # offscreen Qt (what installers/env.sh sets without a display) is no reason to open the app
+    r = CliRunner().invoke(main, ["demo", "--max-frames", "2", "--data-dir", str(tmp_path / "d"),
+                                  "--registry", str(tmp_path / "none")])
+    assert r.exit_code == 0, r.output
+    assert "running headless: no display (Qt platform 'offscreen'" in r.stderr and "verdicts:" in r.stdout
+    r = CliRunner().invoke(main, ["demo", "--gui", "--headless"])
+    assert r.exit_code == 2 and "--gui cannot be combined" in r.output
     for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
         monkeypatch.delenv(var, raising=False)
     r = CliRunner().invoke(main, ["demo", "--max-frames", "2", "--data-dir", str(tmp_path / "d"),
@@ -95,7 +106,7 @@ def test_run_opens_the_gui_and_ends_with_the_bounded_run(qapp, tmp_path, monkeyp
     _operator(data)
     seen: list[str] = []
     _log_in_when_asked("op", "password-123", seen)
-    r = CliRunner().invoke(main, ["run", "--config", str(default_config_path()), "--max-frames", "6",
+    r = CliRunner().invoke(main, ["run", "--gui", "--config", str(default_config_path()), "--max-frames", "6",
                                   "--data-dir", str(data), "--registry", str(reg)])
     assert r.exit_code == 0, (r.output, r.stderr)
     assert seen == ["Inspector: log in"] and "running headless" not in r.stderr
@@ -114,7 +125,7 @@ def test_demo_opens_the_gui_and_a_cancelled_login_fails(qapp, tmp_path, monkeypa
     _operator(data)
     seen: list[str] = []
     _log_in_when_asked("op", "password-123", seen)
-    r = CliRunner().invoke(main, ["demo", "--max-frames", "3", "--data-dir", str(data),
+    r = CliRunner().invoke(main, ["demo", "--gui", "--max-frames", "3", "--data-dir", str(data),
                                   "--registry", str(tmp_path / "none")])
     assert r.exit_code == 0, (r.output, r.stderr, seen, r.exc_info)
     assert seen and "NOT INSPECTED" in r.stdout and "verdicts:" in r.stdout
@@ -128,7 +139,7 @@ def test_demo_opens_the_gui_and_a_cancelled_login_fails(qapp, tmp_path, monkeypa
             QTimer.singleShot(50, cancel)
 
     QTimer.singleShot(50, cancel)
-    r = CliRunner().invoke(main, ["demo", "--max-frames", "3", "--data-dir", str(data)])
+    r = CliRunner().invoke(main, ["demo", "--gui", "--max-frames", "3", "--data-dir", str(data)])
     assert r.exit_code == 1 and r.stdout == ""
     assert _no_station_children()
 
@@ -151,7 +162,7 @@ def test_demo_on_a_new_station_opens_watching_only_without_a_log_in(qapp, tmp_pa
     asked: list[str] = []
     monkeypatch.setattr(LoginDialog, "exec", lambda self: asked.append("login") or 0)
     data = tmp_path / "data"
-    r = CliRunner().invoke(main, ["demo", "--max-frames", "3", "--data-dir", str(data),
+    r = CliRunner().invoke(main, ["demo", "--gui", "--max-frames", "3", "--data-dir", str(data),
                                   "--registry", str(tmp_path / "none")])
     assert r.exit_code == 0, (r.output, r.stderr, r.exc_info)
     assert asked == [] and "verdicts:" in r.stdout and "running headless" not in r.stderr
