@@ -123,7 +123,6 @@ def test_retrain_commands_use_the_cli_options(view, ctx, tmp_path):
     assert reg.args[reg.args.index("--metrics") + 1] == str(work / "eval-candidate" / "report.json")
     assert reg.args[reg.args.index("--stage") + 1] == "candidate"
     assert all(s.cancellable for s in steps[:-1])
-    assert "torch" not in sys.modules                     # the GUI never imports training
     (ctx.registry_root / "wafer-demo" / "1" / "weights.pt").unlink()
     assert view.retrain_steps("wafer-demo", work, 3)[1].args[7] == "yolo11n.yaml"
 
