@@ -91,39 +91,3 @@ def compare(onnx: Path, pt: Path, imgsz: int, images: Sequence[np.ndarray], roun
         result[f"{k}_speedup_vs_inspector_onnx"] = round(med["inspector_onnx"] / med[k], 3)
     return result
 
-
-def engines_only(onnx: Path, pt: Path, imgsz: int, rounds: int = 20, torch_threads: int | None = None) -> dict[str, Any]:
-    """The two inference engines alone, on one random input: ONNX Runtime's session.run against the
-    PyTorch module's forward (fused, inference mode), with ``torch_threads`` (default: every core).
-
-    No pre- or post-processing on either side. Timed in alternating blocks, not call by call: each
-    engine's worker threads spin for a while after a call and would slow the other's next call.
-    """
-    import onnxruntime as ort
-    import torch
-    from ultralytics import YOLO
-
-    torch.set_num_threads(torch_threads or os.cpu_count() or 1)
-    net = YOLO(str(pt), task="detect").model.fuse().eval()
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(str(onnx), so, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    x = np.random.default_rng(0).random((1, 3, imgsz, imgsz), dtype=np.float32)
-    xt = torch.from_numpy(x)
-    t_ort: list[float] = []
-    t_torch: list[float] = []
-    blocks = 4
-    per_block = max(rounds // blocks, 1)
-    with torch.inference_mode():
-        for _ in range(blocks):
-            for engine, out in ((lambda: sess.run(None, {name: x}), t_ort), (lambda: net(xt), t_torch)):
-                time.sleep(0.3)  # let the other engine's threads park
-                engine()  # warm-up
-                for _ in range(per_block):
-                    t0 = time.perf_counter()
-                    engine()
-                    out.append((time.perf_counter() - t0) * 1e3)
-    return {"imgsz": imgsz, "onnxruntime_ms": pct(t_ort), "torch_forward_ms": pct(t_torch),
-            "torch_threads": torch.get_num_threads(),
-            "ratio": round(statistics.median(t_torch) / statistics.median(t_ort), 3)}
