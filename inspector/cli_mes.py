@@ -78,14 +78,21 @@ def replay_cmd(db_path: str | None, config_path: str | None, since: str, until: 
     t1 = _parse_time(until, "--until") if until else None
     conn = _open(db_path, config_path)
     try:
-        known = set(outbox.transports_in(conn)) | set(_configured(config_path))
-        if transport is not None and transport not in known:
-            raise click.BadParameter(f"no MES output {transport!r} in this store; known: "
-                                     f"{', '.join(sorted(known)) or 'none'}", param_hint="--transport")
+        _check_transport(conn, transport, config_path)
         n = outbox.replay(conn, t0, until=t1, transport=transport)
     finally:
         conn.close()
     click.echo(f"{n} message(s) queued again" + (f" for {transport}" if transport else ""))
+
+
+def _check_transport(conn, transport: str | None, config_path: str | None) -> None:
+    """--transport must name an output of this store or of the config (the message lists them)."""
+    from inspector.mes import outbox
+
+    known = set(outbox.transports_in(conn)) | set(_configured(config_path))
+    if transport is not None and transport not in known:
+        raise click.BadParameter(f"no MES output {transport!r} in this store; known: "
+                                 f"{', '.join(sorted(known)) or 'none'}", param_hint="--transport")
 
 
 @mes.command("prune")
@@ -116,9 +123,7 @@ def prune_cmd(db_path: str | None, config_path: str | None, days: float | None, 
 
                 days = load_config(config_path).mes_outbox.retention_days
         before = datetime.now(timezone.utc) - timedelta(days=days)
-        if transport is not None and transport not in set(outbox.transports_in(conn)) | set(_configured(config_path)):
-            raise click.BadParameter(f"no MES output {transport!r} in this store; known: "
-                                     f"{', '.join(outbox.transports_in(conn)) or 'none'}", param_hint="--transport")
+        _check_transport(conn, transport, config_path)
         n = outbox.prune_delivered(conn, before, transport=transport, batch=batch)
     finally:
         conn.close()
