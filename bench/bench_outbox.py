@@ -18,15 +18,13 @@ import sys
 import subprocess
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inspector.core import Decision, Detections, Frame, Reason, Verdict  # noqa: E402
+from bench import bench_store  # noqa: E402
 from inspector.mes import outbox  # noqa: E402
 from inspector.mes.filedrop import FileDropTransport  # noqa: E402
 from inspector.mes.forwarder import Backoff, Forwarder, ForwarderSettings  # noqa: E402
@@ -36,29 +34,19 @@ from inspector.mes.payload import unit_payload  # noqa: E402
 from inspector.store.db import open_db, transaction  # noqa: E402
 from inspector.store.writer import DecisionRecord, StoreWriter  # noqa: E402
 
-NAMES = ("particle", "scratch", "residue", "pattern", "edge_chip")
-T0 = datetime(2026, 12, 1, tzinfo=timezone.utc)
+NAMES = bench_store.NAMES
 SETTINGS = ForwarderSettings(backoff=Backoff(0.05, 1.0), batch=500, poll_s=0.05)
 
 
 def records(n: int, run: str, transports: list[str]) -> list[DecisionRecord]:
-    rng = np.random.default_rng(0)
-    img = np.zeros((320, 320, 3), np.uint8)
+    """bench_store's decision records (320 x 320 frames, images not stored), each with its unit
+    message for every transport, as the station's outbox hook would add them."""
     out = []
-    for i in range(n):
-        fid = f"{run}/{i:06d}"
-        frame = Frame(fid, "bench", "line", float(i), T0 + timedelta(milliseconds=i), img,
-                      {"lot": f"L{i // 1000}", "wafer": f"W{i // 89}", "die_x": i % 9, "die_y": i // 9 % 9})
-        xy = rng.uniform(0, 300, (5, 2))
-        boxes = np.hstack([xy, xy + 12])
-        per_model = [Detections(boxes + m, rng.uniform(0.3, 1, 5), rng.integers(0, 5, 5), m) for m in range(3)]
-        kept = Detections(boxes, rng.uniform(0.5, 1, 5), rng.integers(0, 5, 5), -1, [7] * 5)
-        verdict = Verdict.FAIL if i % 10 == 0 else Verdict.PASS
-        reasons = (Reason("any-defect", verdict, "particle 0.91"),) if verdict is Verdict.FAIL else ()
-        dec = Decision(fid, verdict, reasons, kept, "ms-bench", "cfg-bench", T0 + timedelta(milliseconds=i))
-        body = unit_payload(frame, dec, station="bench", run_id=run, class_names=NAMES, pixel_size_um=78.125)
+    for rec in bench_store.records(n, run, 320):
+        body = unit_payload(rec.frame, rec.decision, station="bench", run_id=run, class_names=NAMES,
+                            pixel_size_um=78.125)
         drafts = tuple(Draft(t, body["message_id"], body["stream"], "unit", body) for t in transports)
-        out.append(DecisionRecord(frame, dec, per_model, run, NAMES, image=False, outbox=drafts))
+        out.append(replace(rec, image=False, outbox=drafts))
     return out
 
 
