@@ -21,3 +21,16 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"needs the shared datasets at {SHARED_DATA} (present in CI, absent in a user's clone)")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(request, monkeypatch):
+    """scrypt at the real cost (n = 2**17, about a second here) for every user a test creates would
+    slow the suite by minutes: tests hash at n = 2**4 unless marked ``real_scrypt`` (the tests of the
+    cost itself). Child processes a test starts hash at the real cost."""
+    if request.node.get_closest_marker("real_scrypt"):
+        return
+    from inspector.store import users
+
+    monkeypatch.setattr(users, "SCRYPT_N", 2 ** 4)
+    monkeypatch.setattr(users, "_dummy_hash", None)

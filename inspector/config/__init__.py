@@ -1,4 +1,4 @@
-"""Station configuration: pydantic schema and YAML loader (imports only pydantic, yaml and stdlib)."""
+"""Station configuration: pydantic schema and YAML loader (pydantic, yaml, the standard library and inspector.util)."""
 
 from inspector.config.loader import (
     DATA_DIR_ENV,

@@ -8,10 +8,9 @@ Checks that span several fields (see ``StationConfig._cross_field``) run once ev
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import os
-import tempfile
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -22,6 +21,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from inspector.config.schema import PATTERN_HINTS, FieldIssues, StationConfig
+from inspector.util.atomic import write_text_atomic
+from inspector.util.canonical import canonical_json as shared_canonical_json
+from inspector.util.canonical import sha256_text
 
 DATA_DIR_ENV = "INSPECTOR_DATA"
 DEFAULT_DATA_DIR = "inspector-data"
@@ -376,14 +378,25 @@ def load_config_text(text: str, name: str = "<string>", base_dir: Optional[Union
     return _validate(data, name, inherited)
 
 
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _ascii_escape(m: re.Match[str]) -> str:
+    return json.dumps(m.group())[1:-1]  # "\u00e9"; a pair of surrogate escapes beyond U+FFFF
+
+
 def canonical_json(cfg: StationConfig) -> str:
-    """Canonical JSON of a config: the bytes that config_hash hashes and snapshot_config stores."""
-    return json.dumps(cfg.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """Canonical JSON of a config: the bytes that config_hash hashes and snapshot_config stores.
+
+    The shared canonical form (``inspector.util.canonical``) with every non-ASCII character written
+    as a ``\\u`` escape: config hashes have always been computed over that ASCII form, and stored
+    decisions point at configs by those hashes."""
+    return _NON_ASCII.sub(_ascii_escape, shared_canonical_json(cfg.model_dump(mode="json")))
 
 
 def config_hash(cfg: StationConfig) -> str:
     """sha256 of the validated config (defaults filled in), so YAML layout and comments do not matter."""
-    return hashlib.sha256(canonical_json(cfg).encode("utf-8")).hexdigest()
+    return sha256_text(canonical_json(cfg))
 
 
 def resolve_data_dir(cfg: StationConfig, env: Optional[Mapping[str, str]] = None) -> Path:
@@ -401,17 +414,7 @@ def snapshot_config(cfg: StationConfig, folder: Union[str, Path]) -> Path:
     if target.exists():  # content-addressed: same name, same bytes
         return target
     target_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target_dir, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(canonical_json(cfg))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)  # atomic: a reader never sees a half-written snapshot
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return write_text_atomic(target, canonical_json(cfg), durable=True)  # a reader never sees half a snapshot
 
 
 def export_json_schema() -> dict:
@@ -434,8 +437,8 @@ def export_json_schema() -> dict:
 def write_json_schema(path: Union[str, Path]) -> Path:
     """Write export_json_schema() to ``path`` (stable formatting, so regenerating gives no diff)."""
     path = Path(path)
-    path.write_text(json.dumps(export_json_schema(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return path
+    text = json.dumps(export_json_schema(), indent=2, sort_keys=True) + "\n"
+    return write_text_atomic(path, text, mode=0o644)  # for editors, so readable by all, as before
 
 
 def default_config_path() -> Path:

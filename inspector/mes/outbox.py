@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from inspector.store.db import iso_utc, transaction
+from inspector.store.db import transaction
+from inspector.util.canonical import canonical_json, iso_utc
 
 KINDS = ("unit", "wafer", "klarf")
 
@@ -55,10 +56,6 @@ class OutboxRow:
     attempts: int
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-
-
 def enqueue(conn: sqlite3.Connection, drafts: Iterable[Draft], *, image: Mapping[str, Any] | None = None,
             created: str | None = None) -> int:
     """Insert drafts (call inside a transaction); a key already queued for a transport is ignored.
@@ -73,10 +70,10 @@ def enqueue(conn: sqlite3.Connection, drafts: Iterable[Draft], *, image: Mapping
             text = texts.get(id(d.body))
             if text is None:
                 body = {**d.body, "image": dict(image)} if image is not None and "image" in d.body else d.body
-                text = texts[id(d.body)] = _dumps(body)
+                text = texts[id(d.body)] = canonical_json(body)
         else:
             text = str(d.body)
-        rows.append((d.transport, d.key, d.stream, d.kind, text, _dumps(dict(d.meta)), created))
+        rows.append((d.transport, d.key, d.stream, d.kind, text, canonical_json(dict(d.meta)), created))
     before = conn.total_changes
     conn.executemany("INSERT OR IGNORE INTO outbox (transport, key, stream, kind, body, meta, created)"
                      " VALUES (?,?,?,?,?,?,?)", rows)

@@ -29,13 +29,13 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from inspector.util.atomic import write_json_atomic
 
 MANIFEST_SUFFIX = ".manifest.json"
 SCHEMA_VERSION = 1
@@ -337,14 +337,4 @@ def write_manifest(
         extra=dict(extra or {}),
     )
     ModelManifest.from_dict(manifest.to_dict())  # the same validation a reader applies
-    out = manifest_path_for(onnx_path)
-    fd, tmp = tempfile.mkstemp(prefix=out.name, suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(manifest.to_dict(), f, indent=2)
-            f.write("\n")
-        os.replace(tmp, out)  # atomic: a reader never sees half a manifest
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return write_json_atomic(manifest_path_for(onnx_path), manifest.to_dict())  # a reader never sees half of it

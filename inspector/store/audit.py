@@ -14,57 +14,28 @@ entities they describe leaves a shorter chain that is still consistent. Publish
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-GENESIS = "0" * 64  # prev_hash of the first audit row
+# canonical_json, iso_utc, sha256_text and GENESIS are defined once, in inspector.util; they stay
+# importable from here for code that names them audit.X (store/export.py, tests).
+from inspector.util.canonical import canonical_json, iso_utc, sha256_text
+from inspector.util.hashchain import GENESIS, link_hash
 
-
-# --------------------------------------------------------------------------------------------
-# Canonical forms (shared by the writer, the queries and the verifier)
-# --------------------------------------------------------------------------------------------
-
-
-def iso_utc(t: datetime | None = None) -> str:
-    """ISO-8601 UTC with microseconds: one fixed width, so text comparison orders times."""
-    t = datetime.now(timezone.utc) if t is None else t
-    if t.tzinfo is None:
-        raise ValueError(f"time {t!r} must be timezone-aware")
-    return t.astimezone(timezone.utc).isoformat(timespec="microseconds")
-
-
-def _json_default(obj: Any) -> Any:
-    # numpy scalars / arrays and other odd context values: keep them readable rather than failing a record.
-    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:
-        return obj.item()
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, datetime):
-        return iso_utc(obj)
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    return str(obj)
-
-
-def canonical_json(obj: Any) -> str:
-    """Sorted keys, no spaces, UTF-8 kept: the same value always gives the same text."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+__all__ = [
+    "ENTITIES", "GENESIS", "Problem", "VerifyResult", "append", "audit_head", "canonical_json", "entity_content",
+    "iso_utc", "label", "row_hash", "sha256_text", "verify",
+]
 
 
 def row_hash(prev_hash: str, seq: int, t: str, actor: str, action: str, entity: str, entity_id: str,
              payload_sha256: str) -> str:
     """Hash of one audit row: chains to the previous row and covers every field (seq too, so rows
     cannot be renumbered or reordered)."""
-    return sha256_text(prev_hash + canonical_json([seq, t, actor, action, entity, entity_id, payload_sha256]))
+    return link_hash(prev_hash, [seq, t, actor, action, entity, entity_id, payload_sha256])
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from inspector.store import audit
-from inspector.store.audit import canonical_json, iso_utc
+from inspector.util.canonical import canonical_json, iso_utc
 
 __all__ = [
     "MIGRATIONS", "SchemaTooNewError", "StoreError", "canonical_json", "end_run", "ensure_station",

@@ -18,6 +18,7 @@ from typing import Any
 
 from inspector.store.audit import canonical_json
 from inspector.store.queries import frame_detections, incidents, iter_decisions, reviews
+from inspector.util.progress import NO_PROGRESS, Progress
 
 DECISION_COLUMNS = (
     "frame_id", "run_id", "station_id", "source", "t_utc", "lot", "wafer", "die_x", "die_y", "camera", "zone",
@@ -27,6 +28,16 @@ DECISION_COLUMNS = (
 REVIEW_COLUMNS = ("id", "frame_id", "user", "t", "action", "verdict", "labels", "note")
 INCIDENT_COLUMNS = ("id", "frame_id", "kind", "zone", "camera", "t", "severity", "note", "status")
 TABLES = ("decisions", "reviews", "incidents")
+_REPORT_EVERY = 256  # rows between progress reports: a bar redrawn per row would cost more than the row
+
+
+def _count(conn: sqlite3.Connection, table: str) -> int:
+    """Rows ``table`` will export (the progress total): one per decision joined to its frame."""
+    if table == "decisions":
+        sql = "SELECT COUNT(*) FROM decisions d JOIN frames f ON f.id = d.frame_id"
+    else:
+        sql = f"SELECT COUNT(*) FROM {table}"  # table is one of TABLES, checked by _rows
+    return int(conn.execute(sql).fetchone()[0])
 
 
 def _rows(conn: sqlite3.Connection, table: str, fmt: str) -> tuple[tuple[str, ...], Iterator[dict[str, Any]]]:
@@ -55,27 +66,36 @@ def _csv_cell(v: Any) -> Any:
     return "" if v is None else v
 
 
-def export(conn: sqlite3.Connection, out_path: str | Path, fmt: str = "csv", table: str = "decisions") -> int:
-    """Write ``table`` to ``out_path`` as ``csv`` or ``jsonl``; returns the number of rows."""
+def export(conn: sqlite3.Connection, out_path: str | Path, fmt: str = "csv", table: str = "decisions",
+           progress: Progress = NO_PROGRESS) -> int:
+    """Write ``table`` to ``out_path`` as ``csv`` or ``jsonl``; returns the number of rows.
+    ``progress`` hears how many rows are written so far (stage ``export``, unit ``row``)."""
     if fmt not in ("csv", "jsonl"):
         raise ValueError(f"export format must be 'csv' or 'jsonl', got {fmt!r}")
     columns, rows = _rows(conn, table, fmt)
+    total = None if progress is NO_PROGRESS else _count(conn, table)  # nobody watching: skip the count
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
     n = 0
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh, \
+                progress.stage("export", total=total, unit="row") as stage:
             if fmt == "csv":
                 w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
                 w.writeheader()
                 for row in rows:
                     w.writerow({k: _csv_cell(row.get(k)) for k in columns})
                     n += 1
+                    if n % _REPORT_EVERY == 0:
+                        stage.update(done=n)
             else:
                 for row in rows:
                     fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
                     n += 1
+                    if n % _REPORT_EVERY == 0:
+                        stage.update(done=n)
+            stage.update(done=n)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, out_path)

@@ -7,9 +7,7 @@ Files live at ``root/ab/cd/<sha256>.<ext>`` where the sha256 is that of the enco
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,12 +16,15 @@ import numpy as np
 
 from inspector.store import audit
 from inspector.store.db import transaction
+from inspector.util.atomic import fsync_dir, write_bytes_atomic
+from inspector.util.canonical import iso_utc
 
 _EXT = {"png": ".png", "jpeg": ".jpg"}
 
 
 class ImageStore:
-    """Writes images atomically (tmp + fsync + os.replace) under ``root``; PNG is lossless."""
+    """Writes images atomically (``write_bytes_atomic``: tmp + fsync + os.replace, then the folder is
+    fsynced) under ``root``; PNG is lossless."""
 
     def __init__(self, root: str | Path, fmt: str = "png", jpeg_quality: int = 90) -> None:
         if fmt not in _EXT:
@@ -60,17 +61,11 @@ class ImageStore:
         if target.exists():  # content-addressed: same name, same bytes
             return sha, rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=_EXT[self.fmt])
+        write_bytes_atomic(target, data)  # a reader never sees a half-written image
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)  # a reader never sees a half-written image
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        _fsync_dir(target.parent)  # the new name survives a power cut too
+            fsync_dir(target.parent)  # the new name survives a power cut too
+        except OSError:  # some file systems refuse to fsync a folder; the image itself is synced
+            pass
         return sha, rel
 
     def path(self, rel: str) -> Path:
@@ -84,19 +79,6 @@ class ImageStore:
         if image is None:
             raise ValueError(f"{self.root / rel}: not a readable image")
         return image
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. Windows: directories cannot be opened; os.replace is durable enough there
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,7 +113,7 @@ def retention(conn: sqlite3.Connection, root: str | Path, older_than: datetime, 
     updated first (and audited), then files are removed: a crash in between leaves an orphan
     file, never a frame that claims an image that is gone.
     """
-    cutoff = audit.iso_utc(older_than)
+    cutoff = iso_utc(older_than)
     root = Path(root)
     with transaction(conn):
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS _prune (id TEXT PRIMARY KEY, sha TEXT, path TEXT)")

@@ -16,8 +16,8 @@ from typing import Any
 
 from inspector.core.decision import Verdict
 from inspector.store import audit
-from inspector.store.audit import canonical_json, iso_utc
 from inspector.store.db import StoreError, schema_version, transaction
+from inspector.util.canonical import canonical_json, iso_utc
 
 REVIEW_ACTIONS = ("accept", "reject_false_alarm", "change_class", "relabel")
 SEVERITIES = ("low", "medium", "high", "critical")

@@ -24,9 +24,9 @@ from inspector.core.decision import Decision
 from inspector.core.detections import Detections
 from inspector.core.frame import Frame
 from inspector.store import audit
-from inspector.store.audit import canonical_json, iso_utc
 from inspector.store.db import StoreError, end_run, insert_config, insert_model, insert_run, open_db
 from inspector.store.images import ImageStore
+from inspector.util.canonical import canonical_json, iso_utc
 
 log = logging.getLogger(__name__)
 

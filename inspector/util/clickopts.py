@@ -52,3 +52,15 @@ def current_log_level(default: str = "warning") -> str:
             return ctx.meta["inspector.log_level"]
         ctx = ctx.parent
     return default
+
+
+def log_level_everywhere(group: click.Group) -> None:
+    """Give every command under ``group`` (the group included) the ``--log-level`` option unless it
+    has one: a level may then be given where a user naturally types it, before or after the command."""
+    if not any(p.name == "log_level" for p in group.params):
+        log_level_option(group)  # click's option decorator also takes a Command: it appends the option
+    for cmd in group.commands.values():
+        if isinstance(cmd, click.Group):
+            log_level_everywhere(cmd)
+        elif not any(p.name == "log_level" for p in cmd.params):
+            log_level_option(cmd)

@@ -1,4 +1,4 @@
-"""inspector/capture/synthetic.py: die rendering, exact truth, wafer signatures, the FrameSource."""
+"""inspector/capture/synthetic/: die rendering, exact truth, wafer signatures, the FrameSource."""
 
 from __future__ import annotations
 

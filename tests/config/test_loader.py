@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import pickle
@@ -15,6 +16,7 @@ from inspector.config import (
     ConfigError,
     ConfigIssue,
     StationConfig,
+    canonical_json,
     config_hash,
     default_config_path,
     export_json_schema,
@@ -108,6 +110,16 @@ def test_hash_changes_with_any_value(demo, demo_data, section, index, key, value
     node = data[section] if index is None else data[section][index]
     node[key] = value
     assert config_hash(load_config_text(yaml.safe_dump(data))) != config_hash(demo)
+
+
+def test_hash_form_is_the_ascii_escaped_json_configs_were_always_hashed_over(demo_data):
+    # Stored decisions point at configs by hash: the bytes hashed must never change, non-ASCII
+    # text (escaped as \\uXXXX, astral characters as surrogate pairs) included.
+    data = dict(demo_data, station={**demo_data["station"], "name": "Wäfer 日本 \U0001F600 \u2028 tab\t \"q\""})
+    cfg = load_config_text(yaml.safe_dump(data, allow_unicode=True))
+    frozen = json.dumps(cfg.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    assert canonical_json(cfg) == frozen and canonical_json(cfg).isascii()
+    assert config_hash(cfg) == hashlib.sha256(frozen.encode("utf-8")).hexdigest()
 
 
 def test_snapshot_is_written_once_by_hash(demo, tmp_path):

@@ -1,4 +1,4 @@
-"""Tests of inspector/config/schema.py: conventions, expressiveness, and every validation rule.
+"""Tests of inspector/config/schema/: conventions, expressiveness, and every validation rule.
 
 Configs are written as dicts, dumped to YAML and loaded through the loader, so each bad case also
 checks the field path and message an operator would see.
@@ -7,7 +7,9 @@ checks the field path and message an operator would see.
 from __future__ import annotations
 
 import copy
+import importlib
 import inspect
+import pkgutil
 from typing import Any, Callable
 
 import pytest
@@ -62,10 +64,13 @@ mes:
 
 
 def _all_models() -> list[type[BaseModel]]:
+    # Every model defined in the schema package's modules, base classes with fields included.
+    modules = [importlib.import_module(f"{schema.__name__}.{m.name}") for m in pkgutil.iter_modules(schema.__path__)]
     return [
         obj
-        for _, obj in inspect.getmembers(schema, inspect.isclass)
-        if issubclass(obj, BaseModel) and obj.__module__ == schema.__name__ and obj.model_fields
+        for module in modules
+        for _, obj in inspect.getmembers(module, inspect.isclass)
+        if issubclass(obj, BaseModel) and obj.__module__ == module.__name__ and obj.model_fields
     ]
 
 

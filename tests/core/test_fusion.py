@@ -265,7 +265,7 @@ def test_a_box_that_overlaps_only_the_fused_box_joins_it():
 @example(seed=1, n=3000, density=1.1)
 def test_independent_groups_never_touch(seed, n, density):
     """Groups of one class have hulls that do not overlap: no box can reach another group's cluster."""
-    from inspector.core.fusion import _independent_groups
+    from inspector.core.fusion.pool import independent_groups as _independent_groups
 
     rng = np.random.default_rng(seed)
     side = np.sqrt(n) * 4.0 / density

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from inspector.cli_users import _ROLES as CLI_ROLES
+from inspector.cli.users_cmds import _ROLES as CLI_ROLES
 from inspector.config import config_hash, load_config_text
 from inspector.core import Decision, Detections, Frame, Reason, Verdict
 from inspector.station import actions

@@ -53,6 +53,19 @@ def drop_triggers(conn) -> None:
         conn.execute(f"DROP TRIGGER {t}_no_delete")
 
 
+def test_hash_forms_are_pinned():
+    # Stored audit hashes depend on these exact bytes: numpy values, datetimes, sets, tuples and
+    # non-ASCII text in a payload, and the row fields chained to the previous hash.
+    payload = {"é": np.float32(0.5), "n": np.int64(3), "a": np.arange(3), "s": {"x"}, "tup": (1, "ü"), "z": "日本",
+               "t": datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)}
+    assert audit.canonical_json(payload) == ('{"a":[0,1,2],"n":3,"s":["x"],"t":"2024-01-02T03:04:05.000000+00:00",'
+                                             '"tup":[1,"ü"],"z":"日本","é":0.5}')
+    ps = audit.sha256_text(audit.canonical_json(payload))
+    assert ps == "91346f1e70651fc2b78515055f04d44fc0f8d85e1a47e4ab54bf76402773c8eb"
+    assert row_hash(audit.GENESIS, 1, "2024-01-02T03:04:05.000000+00:00", "op", "review.accept", "reviews", "7",
+                    ps) == "4cd71b7dd2e87001eb2a3ef16cbfddb8311c21c6dce57fb9666407385fde0be5"
+
+
 def test_untouched_store_verifies(conn):
     r = verify(conn)
     assert r.ok and r.problems == () and r.first is None

@@ -16,7 +16,7 @@ PW = "correct horse battery"
 @pytest.fixture(autouse=True)
 def fast_scrypt(monkeypatch):
     # The cost travels inside each hash, so a cheap one keeps the tests fast and still exercises
-    # the real code path; test_default_cost_is_at_least_the_floor checks the production default.
+    # the real code path; test_default_cost_is_owasps_scrypt_figure checks the production default.
     monkeypatch.setattr(users, "SCRYPT_N", 2 ** 4)
     monkeypatch.setattr(users, "_dummy_hash", None)
 
@@ -35,13 +35,14 @@ def audit_rows(conn, entity="users"):
 # --- hashing -------------------------------------------------------------------------------------
 
 
-def test_default_cost_is_at_least_the_floor(monkeypatch):
-    monkeypatch.undo()  # the real defaults, once
-    assert (users.SCRYPT_N, users.SCRYPT_R, users.SCRYPT_P) >= (2 ** 14, 8, 1)
+def test_default_cost_is_owasps_scrypt_figure(monkeypatch):
+    monkeypatch.undo()  # the real defaults, once (one hash and one check at full cost)
+    assert (users.SCRYPT_N, users.SCRYPT_R, users.SCRYPT_P) == (2 ** 17, 8, 1)
     h = users.hash_password(PW)
     kind, n, r, p, salt, digest = h.split("$")
-    assert (kind, int(n), int(r), int(p)) == ("scrypt", 2 ** 14, 8, 1)
-    assert users.check_password(PW, h) and not users.check_password(PW + "x", h)
+    assert (kind, int(n), int(r), int(p)) == ("scrypt", 2 ** 17, 8, 1)  # within scrypt's maxmem
+    assert users.check_password(PW, h)
+    assert not users.needs_rehash(h)
 
 
 def test_hash_is_salted_and_never_the_password():
@@ -178,6 +179,43 @@ def test_login_failures_do_not_say_whether_the_user_exists(conn, monkeypatch):
 def test_login_ignores_name_case_and_returns_the_stored_name(conn):
     users.add_user(conn, "Olga", "operator", PW, actor="cli:root")
     assert users.authenticate(conn, "olga", PW) == users.get_user(conn, "Olga")
+
+
+def _stored_hash(conn, name):
+    return conn.execute("SELECT password_hash FROM users WHERE name = ?", (name,)).fetchone()[0]
+
+
+def test_a_cheaper_hash_is_rehashed_at_the_next_login_and_audited(conn, monkeypatch):
+    users.add_user(conn, "olga", "operator", PW, actor="cli:root")
+    old = _stored_hash(conn, "olga")
+    assert old.startswith("scrypt$16$8$1$")
+    monkeypatch.setattr(users, "SCRYPT_N", 2 ** 5)  # the cost was raised since olga's hash was made
+    assert users.needs_rehash(old)
+
+    with pytest.raises(users.LoginError):  # a wrong password changes nothing
+        users.authenticate(conn, "olga", "wrong password")
+    assert _stored_hash(conn, "olga") == old
+
+    users.authenticate(conn, "olga", PW)
+    new = _stored_hash(conn, "olga")
+    assert new.startswith("scrypt$32$8$1$") and not users.needs_rehash(new)
+    assert users.check_password(PW, new)
+    rows = audit_rows(conn)
+    assert [(r["actor"], r["action"], r["entity_id"]) for r in rows][-1] == ("olga", "user.rehash", "olga")
+    assert verify(conn).ok and users.verify_users(conn) == []
+
+    users.authenticate(conn, "olga", PW)  # already at today's cost: no second re-hash
+    assert _stored_hash(conn, "olga") == new and len(audit_rows(conn)) == len(rows)
+
+
+def test_login_succeeds_when_the_rehash_cannot_be_written(conn, monkeypatch):
+    users.add_user(conn, "olga", "operator", PW, actor="cli:root")
+    old = _stored_hash(conn, "olga")
+    monkeypatch.setattr(users, "SCRYPT_N", 2 ** 5)
+    conn.execute("BEGIN")  # the caller's open transaction: the re-hash cannot start its own
+    assert users.authenticate(conn, "olga", PW)["name"] == "olga"
+    conn.execute("ROLLBACK")
+    assert _stored_hash(conn, "olga") == old  # kept until a later log-in
 
 
 # --- tampering -----------------------------------------------------------------------------------

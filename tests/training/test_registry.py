@@ -1,4 +1,7 @@
-"""The model registry's write side: register, gate, promote, roll back, events chain, CLI."""
+"""The model registry's write side: register, gate, promote, roll back, events chain, CLI.
+
+The gate, the model card and the event log on their own: tests/training/registry/.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +23,6 @@ from training.registry import (
     Registry,
     RegistryError,
     RegistryIntegrityError,
-    evaluate_gate,
     verify_events,
 )
 
@@ -97,16 +99,6 @@ def test_register_writes_the_version_folder_and_the_record(reg, onnx_files, tmp_
         assert section in card
     assert "find wafer defects" in card and "- glare" in card and rec["sha256"] in card and "| scratch |" in card
     assert register(reg, onnx_files[1], parent="wafer@1")["version"] == "2"
-
-
-def test_metrics_from_an_evaluation_keep_headline_figures_not_settings():
-    from training.registry import normalise_metrics
-
-    m = normalise_metrics({**ev(0.5), "conf": 0.001, "imgsz": [32, 32], "map33": None})
-    assert set(m["overall"]) == {"map50", "map50_95", "precision", "recall", "f1", "ece", "map33"}
-    assert m["source"] == {"dataset_hash": "ds1", "split": "val"} and m["per_class"]["scratch"]["recall"] == 0.8
-    assert normalise_metrics({"overall": {"map50": 0.4}, "per_class": {}})["overall"] == {"map50": 0.4}
-    assert normalise_metrics({"custom": 0.3}) == {"overall": {"custom": 0.3}, "per_class": {}}
 
 
 def test_list_and_show(reg, onnx_files):
@@ -269,26 +261,6 @@ def test_a_changed_stored_evaluation_is_detected(three):
     with pytest.raises(RegistryIntegrityError, match="changed after it was recorded"):
         three.promote("wafer", "2", "qe")
     assert any("stored evaluation" in p for p in three.verify().problems)
-
-
-@pytest.mark.parametrize(
-    "cand, prod, margins, passed",
-    [
-        ({"map50": 0.6, "map50_95": 0.4}, {"map50": 0.5, "map50_95": 0.4}, None, True),   # one better, one equal
-        ({"map50": 0.6, "map50_95": 0.39}, {"map50": 0.5, "map50_95": 0.4}, None, False),  # one worse
-        ({"map50": 0.6, "map50_95": 0.39}, {"map50": 0.5, "map50_95": 0.4}, {"map50_95": -0.02}, True),
-        ({"map50": 0.6, "map50_95": 0.39}, {"map50": 0.5, "map50_95": 0.4}, {"map50_95": None}, True),
-        ({"map50": 0.5, "ece": 0.03}, {"map50": 0.5, "ece": 0.05}, {"map50_95": None, "ece": 0.0}, True),  # lower ece
-        ({"map50": 0.5, "ece": 0.06}, {"map50": 0.5, "ece": 0.05}, {"map50_95": None, "ece": 0.0}, False),
-        ({"map50": 0.1 + 0.2}, {"map50": 0.3}, {"map50_95": None}, False),  # float noise is not an improvement
-        ({"map50": 0.6}, {"map50": 0.5, "map50_95": 0.4}, None, False),  # a gated metric missing
-    ],
-)
-def test_evaluate_gate_table(cand, prod, margins, passed):
-    base = {"dataset_hash": "d", "split": "val"}
-    result = evaluate_gate({**base, **cand}, {**base, **prod}, GateConfig.with_overrides(margins))
-    assert result.passed is passed, result.table()
-    assert ("REFUSED" in result.table()) is (not passed)
 
 
 # --- rollback -------------------------------------------------------------------------------------------
@@ -509,6 +481,50 @@ def test_cli_verify_fails_on_tampering(cli, onnx_files, tmp_path):
     onnx.write_bytes(onnx.read_bytes() + b"x")
     r = cli("models", "verify", ok=False)
     assert "problem: wafer@1" in r.output and "1 problem(s)" in r.output
+
+
+def test_cli_json_is_alone_on_stdout_and_failures_still_fail(cli, onnx_files, tmp_path):
+    for i in range(3):
+        cli("models", "register", onnx_files[i], "--name", "wafer", "--dataset-hash", "d")
+    e_good, e_bad, e_prod = (tmp_path / f"{n}.json" for n in ("good", "bad", "prod"))
+    e_good.write_text(json.dumps(ev(0.6)))
+    e_bad.write_text(json.dumps(ev(0.4)))
+    e_prod.write_text(json.dumps(ev(0.5)))
+
+    first = json.loads(cli("promote", "wafer@1", "--json").stdout)
+    assert first["promoted"] and first["candidate"] == "wafer@1" and first["gate"]["production"] is None
+    second = json.loads(cli("promote", "wafer@2", "--candidate-eval", e_good, "--production-eval", e_prod,
+                            "--json").stdout)
+    assert second["promoted"] and second["replaced"] == "wafer@1" and second["gate"]["passed"]
+    assert second["gate"]["checks"][0]["metric"] == "map50"
+
+    dry = cli("promote", "wafer@3", "--candidate-eval", e_bad, "--production-eval", e_good, "--dry-run", "--json",
+              ok=False)
+    assert json.loads(dry.stdout)["dry_run"] and not json.loads(dry.stdout)["gate"]["passed"]
+    refused = cli("promote", "wafer@3", "--candidate-eval", e_bad, "--production-eval", e_good, "--json", ok=False)
+    out = json.loads(refused.stdout)  # the JSON alone: the verdict goes to stderr
+    assert not out["promoted"] and not out["gate"]["passed"] and out["gate"]["reasons"]
+    assert "refused to promote wafer@3" in refused.stderr
+    assert stages_of(tmp_path / "models") == {"1": "archived", "2": "production", "3": "candidate"}
+
+    back = json.loads(cli("rollback", "wafer", "--user", "lead", "--json").stdout)
+    assert (back["restored"], back["replaced"], back["user"]) == ("1", "2", "lead")
+    assert "nothing to roll back to" in cli("rollback", "wafer", "--json", ok=False).stderr
+
+    report = json.loads(cli("models", "verify", "--json").stdout)
+    assert report["ok"] and report["versions"] == 3 and report["chain"]["ok"] and report["events"] > 5
+    assert [r["version"] for r in json.loads(cli("models", "list", "--json").stdout)] == ["1", "2", "3"]
+    assert json.loads(cli("models", "show", "wafer", "--json").stdout)["version"] == "1"
+
+    onnx = tmp_path / "models" / "wafer" / "2" / "model.onnx"
+    onnx.write_bytes(onnx.read_bytes() + b"x")
+    bad = cli("models", "verify", "--json", ok=False)
+    report = json.loads(bad.stdout)
+    assert not report["ok"] and any("wafer@2" in p for p in report["problems"]) and "1 problem(s)" in bad.stderr
+
+
+def stages_of(root: Path) -> dict[str, str]:
+    return {v: e["stage"] for v, e in RegistryReader(root).versions("wafer").items()}
 
 
 def _commands(group: click.Group, prefix=()):

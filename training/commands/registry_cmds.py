@@ -5,6 +5,9 @@
 Register them on the group with ``main.add_command(models)``, ``main.add_command(promote)`` and
 ``main.add_command(rollback)`` (or ``add_registry_commands(main)``). The registry module is
 imported inside each command, so ``--help`` stays fast (it pulls in onnxruntime).
+
+``--json`` (list, show, verify, promote, rollback) prints the result as JSON alone on stdout; a
+failed check or a refused promotion still exits with status 1, its message on stderr.
 """
 
 from __future__ import annotations
@@ -12,10 +15,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+from inspector.util.clickopts import json_option, log_level_option
+
+if TYPE_CHECKING:  # pragma: no cover
+    from training.registry import GateResult
 
 STAGE_CHOICES = ("candidate", "shadow", "archived")
 
@@ -74,12 +83,17 @@ def _load_mapping(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
 def _fmt(v: Any) -> str:
     return "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
 # --- models --------------------------------------------------------------------------------------
 @click.group("models")
+@log_level_option
 def models() -> None:
     """Manage the model registry: list, show, register, re-stage and verify model versions.
 
@@ -89,7 +103,7 @@ def models() -> None:
 
 @models.command("list")
 @click.option("--name", default=None, help="Only the versions of this model.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON rows instead of a table.")
+@json_option
 @_registry_option
 def list_cmd(name: str | None, as_json: bool, registry_dir: Path | None) -> None:
     """List every model version: name, version, stage, created, author and mAP50."""
@@ -97,7 +111,7 @@ def list_cmd(name: str | None, as_json: bool, registry_dir: Path | None) -> None
     with _errors():
         rows = reg.list(name)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        _echo_json(rows)
         return
     if not rows:
         click.echo(f"no models in the registry at {reg.root}")
@@ -112,7 +126,7 @@ def list_cmd(name: str | None, as_json: bool, registry_dir: Path | None) -> None
 
 @models.command("show")
 @click.argument("spec", metavar="NAME[@VERSION]")
-@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON (for scripts and station tools).")
+@json_option
 @_registry_option
 def show_cmd(spec: str, as_json: bool, registry_dir: Path | None) -> None:
     """Show one model version; NAME alone means the version in production.
@@ -124,7 +138,7 @@ def show_cmd(spec: str, as_json: bool, registry_dir: Path | None) -> None:
     with _errors():
         info = reg.show(spec)
     if as_json:
-        click.echo(json.dumps(info, indent=2))
+        _echo_json(info)
         return
     overall = (info.get("metrics") or {}).get("overall") or {}
     click.echo(f"{info['name']}@{info['version']}  [{info['stage']}]")
@@ -278,9 +292,13 @@ def events_cmd(name: str | None, as_json: bool, registry_dir: Path | None) -> No
 
 
 @models.command("verify")
+@json_option
 @_registry_option
-def verify_cmd(registry_dir: Path | None) -> None:
-    """Check every version's files against their sha256 (index, manifest, record) and the event log's chain."""
+def verify_cmd(as_json: bool, registry_dir: Path | None) -> None:
+    """Check every version's files against their sha256 (index, manifest, record) and the event log's chain.
+
+    Exits with status 1 when anything is wrong (with --json too: the report on stdout, the verdict on stderr).
+    """
     reg = _open(registry_dir)
     with _errors():
         report = reg.verify()
@@ -289,10 +307,13 @@ def verify_cmd(registry_dir: Path | None) -> None:
     for p in report.problems:
         click.echo(f"problem: {p}", err=True)
     lines = report.events.lines if report.events else 0
+    if as_json:
+        _echo_json({"registry": str(reg.root), **report.to_dict()})
     if not report.ok:
         raise click.ClickException(f"registry {reg.root}: {len(report.problems)} problem(s) in {report.versions} "
                                    f"version(s) and {lines} event(s)")
-    click.echo(f"registry {reg.root}: ok ({report.versions} version(s), {lines} event(s), chain intact)")
+    if not as_json:
+        click.echo(f"registry {reg.root}: ok ({report.versions} version(s), {lines} event(s), chain intact)")
 
 
 # --- promote / rollback --------------------------------------------------------------------------
@@ -329,17 +350,19 @@ def _parse_margins(items: tuple[str, ...]) -> dict[str, float | None]:
 @click.option("--dry-run", is_flag=True, help="Only print the gate's verdict; change nothing.")
 @_user_option
 @_reason_option
+@json_option
+@log_level_option
 @_registry_option
 def promote(spec: str, candidate_eval: Path | None, production_eval: Path | None, margins: tuple[str, ...],
-            recall_tolerance: float | None, dry_run: bool, user: str | None, reason: str,
+            recall_tolerance: float | None, dry_run: bool, user: str | None, reason: str, as_json: bool,
             registry_dir: Path | None) -> None:
     """Put a version in production if it beats production on the same held-out set.
 
     Gate: every gated metric reaches production + margin, at least one is strictly better, and no
     class's recall drops more than the tolerance. The previous production version is archived and
-    can be restored with `rollback`. Refusals are recorded too.
+    can be restored with `rollback`. Refusals are recorded too, and exit with status 1.
     """
-    from training.registry import GateConfig, split_versioned_spec
+    from training.registry import GateConfig, GateRefused, split_versioned_spec
 
     try:
         gate = GateConfig.with_overrides(_parse_margins(margins), recall_tolerance)
@@ -348,27 +371,46 @@ def promote(spec: str, candidate_eval: Path | None, production_eval: Path | None
     cand = _load_mapping(candidate_eval, "candidate evaluation") if candidate_eval else None
     prod = _load_mapping(production_eval, "production evaluation") if production_eval else None
     reg = _open(registry_dir)
-    with _errors():
-        if dry_run:
-            result = reg.check_gate(spec, gate=gate, candidate_eval=cand, production_eval=prod)
+
+    def report(result: GateResult, promoted: bool) -> None:
+        if as_json:
+            _echo_json({"candidate": result.candidate, "promoted": promoted, "dry_run": dry_run,
+                        "replaced": result.production if promoted else None, "gate": result.to_dict()})
+        else:
             click.echo(result.table())
-            if not result.passed:
-                raise click.ClickException("the gate refuses this promotion (dry run: nothing was changed)")
-            return
-        name, version = split_versioned_spec(spec)
-        result = reg.promote(name, version, user, gate=gate, candidate_eval=cand, production_eval=prod,
-                             reason=reason)
-    click.echo(result.table())
-    replaced = f" ({result.production} archived)" if result.production else ""
-    click.echo(f"promoted {name}@{version} to production{replaced}")
+
+    with _errors():
+        try:
+            if dry_run:
+                result = reg.check_gate(spec, gate=gate, candidate_eval=cand, production_eval=prod)
+            else:
+                name, version = split_versioned_spec(spec)
+                result = reg.promote(name, version, user, gate=gate, candidate_eval=cand, production_eval=prod,
+                                     reason=reason)
+        except GateRefused as e:
+            if not as_json:
+                raise  # its message carries the table
+            report(e.result, False)
+            raise click.ClickException(f"refused to promote {e.result.candidate}: "
+                                       + "; ".join(e.result.reasons)) from None
+    report(result, not dry_run)
+    if dry_run:
+        if not result.passed:
+            raise click.ClickException("the gate refuses this promotion (dry run: nothing was changed)")
+        return
+    if not as_json:
+        replaced = f" ({result.production} archived)" if result.production else ""
+        click.echo(f"promoted {result.candidate} to production{replaced}")
 
 
 @click.command("rollback")
 @click.argument("name")
 @_user_option
 @_reason_option
+@json_option
+@log_level_option
 @_registry_option
-def rollback(name: str, user: str | None, reason: str, registry_dir: Path | None) -> None:
+def rollback(name: str, user: str | None, reason: str, as_json: bool, registry_dir: Path | None) -> None:
     """Restore the previous production version of NAME in one step (the current one is archived).
 
     Repeating it walks further back through the promotion history.
@@ -376,6 +418,9 @@ def rollback(name: str, user: str | None, reason: str, registry_dir: Path | None
     reg = _open(registry_dir)
     with _errors():
         r = reg.rollback(name, user, reason)
+    if as_json:
+        _echo_json(asdict(r))
+        return
     click.echo(f"rolled back {name}: production is now {name}@{r.restored} ({name}@{r.replaced} archived) "
                f"by {r.user} at {r.time}")
 

@@ -1,4 +1,4 @@
-"""`inspector db verify | stats | export` on real store files."""
+"""`inspector db verify | stats | export | prune` on real store files."""
 
 from __future__ import annotations
 
@@ -138,3 +138,43 @@ def test_prune_keeps_evidence_and_deletes_old_pass_images(tmp_path):
     assert "pruned 1 frame image(s)" in r.output and "kept 1 needed" in r.output
     assert not paths["pass"].exists() and paths["fail"].exists()   # the failed die's image is evidence
     assert run("verify", "--db", str(db)).exit_code == 0            # pruning is not tampering
+
+
+def test_verify_json_ok_then_tampered_exits_1(tmp_path):
+    db = tmp_path / "s.sqlite"
+    conn = make_store(db)
+    r = run("verify", "--db", str(db), "--json")
+    assert r.exit_code == 0 and r.stderr == ""
+    ok = json.loads(r.stdout)
+    assert ok["ok"] and ok["audit_rows"] == 4 and ok["problems"] == [] and ok["message"].startswith("ok: 4 audit rows")
+    conn.execute("DROP TRIGGER decisions_no_update")
+    conn.execute("UPDATE decisions SET verdict = 'pass' WHERE frame_id = 'd1'")
+    conn.close()
+    r = run("verify", "--db", str(db), "--json")
+    assert r.exit_code == 1
+    bad = json.loads(r.stdout)  # the JSON alone, even when the check fails
+    assert not bad["ok"] and bad["problems"][0]["seq"] == 3 and bad["problems"][0]["entity_id"] == "d1"
+    assert "modified after it was recorded" in bad["problems"][0]["message"]
+
+
+def test_export_reports_rows_as_json_lines_and_nothing_when_piped(tmp_path):
+    db = tmp_path / "s.sqlite"
+    make_store(db).close()
+    r = run("export", "--db", str(db), "--out", str(tmp_path / "d.csv"), "--progress", "json")
+    assert r.exit_code == 0 and r.stdout == f"3 decisions written to {tmp_path / 'd.csv'}\n"
+    lines = [json.loads(x) for x in r.stderr.splitlines()]
+    assert [x["event"] for x in (lines[0], lines[-1])] == ["start", "end"]
+    assert {x["progress"] for x in lines} == {"export"} and lines[0]["total"] == 3 and lines[-1]["done"] == 3
+    quiet = run("export", "--db", str(db), "--out", str(tmp_path / "e.csv"))  # auto: stderr is no terminal
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+def test_store_commands_log_into_the_data_folder(tmp_path):
+    import logging
+
+    db = tmp_path / "data" / "s.sqlite"
+    db.parent.mkdir()
+    make_store(db).close()
+    assert run("stats", "--db", str(db)).exit_code == 0
+    logging.getLogger("inspector.test").info("after db stats")
+    assert "after db stats" in (tmp_path / "data" / "logs" / "inspector.log").read_text()

@@ -3,49 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import click
 
-_DB_HELP = "SQLite database of the store (default: the database of --config)."
-_CONFIG_HELP = "Station config whose data folder holds the database (INSPECTOR_DATA overrides its data_dir)."
-
-
-def _db_path(db_path: str | None, config_path: str | None) -> Path:
-    """--db wins; else <data folder of --config>/<storage.db_name>. Neither: say so."""
-    if db_path:
-        return Path(db_path)
-    if not config_path:
-        raise click.UsageError("give the database with --db PATH, or the station config with --config FILE")
-    from inspector.config import ConfigError, load_config, resolve_data_dir
-
-    try:
-        cfg = load_config(config_path)
-    except ConfigError as e:
-        raise click.ClickException(f"invalid station config ({len(e.errors)} error(s)):\n{e}") from None
-    return resolve_data_dir(cfg) / cfg.storage.db_name
-
-
-def _open(db_path: str | None, config_path: str | None):
-    """Open an existing store; never create an empty one on a read command."""
-    import sqlite3
-
-    from inspector.store.db import SchemaTooNewError, open_db
-
-    path = _db_path(db_path, config_path)
-    if not path.is_file():
-        raise click.ClickException(f"no Inspector database at {path}")
-    try:
-        return open_db(path, create=False)
-    except SchemaTooNewError as e:
-        raise click.ClickException(f"{path}: {e}") from None
-    except sqlite3.DatabaseError as e:
-        raise click.ClickException(f"{path}: not a readable Inspector database ({e})") from None
-
-
-def _db_options(f):
-    f = click.option("--config", "config_path", type=click.Path(dir_okay=False), help=_CONFIG_HELP)(f)
-    return click.option("--db", "db_path", type=click.Path(dir_okay=False), help=_DB_HELP)(f)
+from inspector.cli.store_access import db_options, open_store, resolve_db_path
+from inspector.util.clickopts import json_option, progress_option
+from inspector.util.progress import Progress
 
 
 @click.group("db")
@@ -53,11 +18,19 @@ def db() -> None:
     """Inspect a decision store: verify its audit chain, show statistics, export decisions."""
 
 
+def _verify_json(result, anchor: tuple[int, str] | None) -> dict:
+    return {"ok": result.ok, "message": result.message, "audit_rows": result.audit_rows,
+            "entities_checked": result.entities_checked,
+            "anchor": None if anchor is None else {"seq": anchor[0], "hash": anchor[1]},
+            "problems": [asdict(p) for p in result.problems]}
+
+
 @db.command("verify")
-@_db_options
+@db_options
 @click.option("--anchor", default=None, metavar="SEQ:HASH",
               help="An audit head published earlier (see `db stats`); the chain must still contain it.")
-def verify_cmd(db_path: str | None, config_path: str | None, anchor: str | None) -> None:
+@json_option
+def verify_cmd(db_path: str | None, config_path: str | None, anchor: str | None, as_json: bool) -> None:
     """Recompute the audit hash chain and every audited row; exit 1 naming the first tampered row."""
     from inspector.store.audit import verify
 
@@ -67,11 +40,16 @@ def verify_cmd(db_path: str | None, config_path: str | None, anchor: str | None)
         if not seq.isdigit() or len(digest) != 64:
             raise click.BadParameter("expected SEQ:HASH, e.g. 1234:<64 hex digits>", param_hint="--anchor")
         expected = (int(seq), digest.lower())
-    conn = _open(db_path, config_path)
+    conn = open_store(db_path, config_path)
     try:
         result = verify(conn, anchor=expected)
     finally:
         conn.close()
+    if as_json:
+        click.echo(json.dumps(_verify_json(result, expected), sort_keys=True))
+        if not result.ok:
+            raise SystemExit(1)
+        return
     if result.ok:
         click.echo(result.message)
         return
@@ -82,13 +60,13 @@ def verify_cmd(db_path: str | None, config_path: str | None, anchor: str | None)
 
 
 @db.command("stats")
-@_db_options
-@click.option("--json", "as_json", is_flag=True, help="Print the statistics as one JSON object.")
+@db_options
+@json_option
 def stats_cmd(db_path: str | None, config_path: str | None, as_json: bool) -> None:
     """Show counts (frames, verdicts, reviews, incidents, audit rows), time range and size of a store."""
     from inspector.store.queries import stats
 
-    conn = _open(db_path, config_path)
+    conn = open_store(db_path, config_path)
     try:
         s = stats(conn)
     finally:
@@ -107,26 +85,28 @@ def stats_cmd(db_path: str | None, config_path: str | None, as_json: bool) -> No
 
 
 @db.command("export")
-@_db_options
+@db_options
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="File to write.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True,
               help="csv: one row per decision; jsonl: also the reasons and kept boxes.")
 @click.option("--table", type=click.Choice(["decisions", "reviews", "incidents"]), default="decisions",
               show_default=True, help="What to export.")
-def export_cmd(db_path: str | None, config_path: str | None, out: str, fmt: str, table: str) -> None:
+@progress_option
+def export_cmd(db_path: str | None, config_path: str | None, out: str, fmt: str, table: str,
+               progress: Progress) -> None:
     """Export decisions (frame context, verdict, rule ids, detections, model set, config hash) to CSV or JSONL."""
     from inspector.store.export import export
 
-    conn = _open(db_path, config_path)
+    conn = open_store(db_path, config_path)
     try:
-        n = export(conn, out, fmt=fmt, table=table)
+        n = export(conn, out, fmt=fmt, table=table, progress=progress)
     finally:
         conn.close()
     click.echo(f"{n} {table} written to {out}")
 
 
 @db.command("prune")
-@_db_options
+@db_options
 @click.option("--older-than-days", "days", type=click.IntRange(min=1), default=None,
               help="Delete unneeded images older than this (default: storage.retention_days of --config).")
 @click.option("--images", "images_dir", type=click.Path(file_okay=False), default=None,
@@ -148,8 +128,8 @@ def prune_cmd(db_path: str | None, config_path: str | None, days: int | None, im
         days = load_config(config_path).storage.retention_days
     if days is None:
         raise click.UsageError("give --older-than-days N, or a --config whose storage.retention_days is set")
-    path = _db_path(db_path, config_path)
-    conn = _open(db_path, config_path)
+    path = resolve_db_path(db_path, config_path)
+    conn = open_store(db_path, config_path)
     try:
         report = retention(conn, Path(images_dir) if images_dir else path.parent / "images",
                            datetime.now(timezone.utc) - timedelta(days=days))

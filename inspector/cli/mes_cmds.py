@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 
 import click
 
-from inspector.cli_db import _db_options, _open
+from inspector.cli.store_access import db_options, open_store
+from inspector.util.clickopts import json_option
 
 
 @click.group("mes")
@@ -34,13 +35,13 @@ def _parse_time(text: str, option: str) -> datetime:
 
 
 @mes.command("status")
-@_db_options
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (output id -> status).")
+@db_options
+@json_option
 def status_cmd(db_path: str | None, config_path: str | None, as_json: bool) -> None:
     """Per MES output: messages pending, the oldest pending one and its age, delivered count, last error."""
     from inspector.mes import outbox
 
-    conn = _open(db_path, config_path)
+    conn = open_store(db_path, config_path)
     try:
         st = outbox.status(conn, _configured(config_path))
     finally:
@@ -60,7 +61,7 @@ def status_cmd(db_path: str | None, config_path: str | None, as_json: bool) -> N
 
 
 @mes.command("replay")
-@_db_options
+@db_options
 @click.option("--since", required=True, metavar="ISO_TIME",
               help="Re-send messages created at or after this time (no zone = UTC).")
 @click.option("--until", default=None, metavar="ISO_TIME", help="... and before this time (default: now).")
@@ -76,7 +77,7 @@ def replay_cmd(db_path: str | None, config_path: str | None, since: str, until: 
 
     t0 = _parse_time(since, "--since")
     t1 = _parse_time(until, "--until") if until else None
-    conn = _open(db_path, config_path)
+    conn = open_store(db_path, config_path)
     try:
         _check_transport(conn, transport, config_path)
         n = outbox.replay(conn, t0, until=t1, transport=transport)
@@ -96,7 +97,7 @@ def _check_transport(conn, transport: str | None, config_path: str | None) -> No
 
 
 @mes.command("prune")
-@_db_options
+@db_options
 @click.option("--older-than-days", "days", type=click.FloatRange(min=0, min_open=True), default=None,
               metavar="DAYS", help="Delete messages delivered more than DAYS ago (default: mes_outbox.retention_days "
               "of --config, else 7).")
@@ -114,7 +115,7 @@ def prune_cmd(db_path: str | None, config_path: str | None, days: float | None, 
 
     from inspector.mes import outbox
 
-    conn = _open(db_path, config_path)  # first: it reports a bad --config cleanly
+    conn = open_store(db_path, config_path)  # first: it reports a bad --config cleanly
     try:
         if days is None:
             days = 7.0

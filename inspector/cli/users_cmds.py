@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import getpass
 import json
+from dataclasses import asdict
 import sys
 
 import click
 
-from inspector.cli_db import _db_options, _db_path, _open
+from inspector.cli.common import log_to_data_dir
+from inspector.cli.store_access import db_options, open_store, resolve_db_path
+from inspector.util.clickopts import json_option
 
 _ROLES = ("operator", "engineer", "safety_manager", "admin")  # mirrors inspector.store.users.ROLES (tested)
 
@@ -32,13 +35,15 @@ def _open_or_create(db_path: str | None, config_path: str | None):
 
     from inspector.store.db import SchemaTooNewError, open_db
 
-    path = _db_path(db_path, config_path)
+    path = resolve_db_path(db_path, config_path)
     try:
-        return open_db(path, create=True)
+        conn = open_db(path, create=True)
     except SchemaTooNewError as e:
         raise click.ClickException(f"{path}: {e}") from None
     except (sqlite3.DatabaseError, OSError) as e:
         raise click.ClickException(f"{path}: cannot open or create an Inspector database ({e})") from None
+    log_to_data_dir(path.parent)
+    return conn
 
 
 def _read_password(name: str, from_stdin: bool) -> str:
@@ -76,7 +81,7 @@ def users() -> None:
 @click.argument("name")
 @click.option("--role", required=True, type=click.Choice(_ROLES), help="The user's role.")
 @click.option("--password-stdin", is_flag=True, help=_STDIN_HELP)
-@_db_options
+@db_options
 def add_cmd(name: str, role: str, password_stdin: bool, db_path: str | None, config_path: str | None) -> None:
     """Add user NAME with ROLE; asks for the password twice (creates the database if needed)."""
     from inspector.store import users as store_users
@@ -92,13 +97,13 @@ def add_cmd(name: str, role: str, password_stdin: bool, db_path: str | None, con
 
 
 @users.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print the users as one JSON list.")
-@_db_options
+@json_option
+@db_options
 def list_cmd(as_json: bool, db_path: str | None, config_path: str | None) -> None:
     """List users: name, role, active, created, updated (never password hashes)."""
     from inspector.store.users import list_users
 
-    conn = _open(db_path, config_path)
+    conn = open_store(db_path, config_path)
     try:
         rows = list_users(conn)
     finally:
@@ -119,12 +124,12 @@ def list_cmd(as_json: bool, db_path: str | None, config_path: str | None) -> Non
 @users.command("passwd")
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help=_STDIN_HELP)
-@_db_options
+@db_options
 def passwd_cmd(name: str, password_stdin: bool, db_path: str | None, config_path: str | None) -> None:
     """Set a new password for user NAME (asked twice)."""
     from inspector.store import users as store_users
 
-    conn = _open(db_path, config_path)
+    conn = open_store(db_path, config_path)
     try:
         if store_users.get_user(conn, name) is None:  # say so before asking for a password
             raise click.ClickException(f"user {name!r} does not exist")
@@ -138,12 +143,12 @@ def passwd_cmd(name: str, password_stdin: bool, db_path: str | None, config_path
 @users.command("set-role")
 @click.argument("name")
 @click.argument("role", type=click.Choice(_ROLES))
-@_db_options
+@db_options
 def set_role_cmd(name: str, role: str, db_path: str | None, config_path: str | None) -> None:
     """Give user NAME the role ROLE."""
     from inspector.store import users as store_users
 
-    conn = _open(db_path, config_path)
+    conn = open_store(db_path, config_path)
     try:
         _run(store_users.set_role, conn, name, role, actor=_actor())
     finally:
@@ -153,12 +158,12 @@ def set_role_cmd(name: str, role: str, db_path: str | None, config_path: str | N
 
 @users.command("deactivate")
 @click.argument("name")
-@_db_options
+@db_options
 def deactivate_cmd(name: str, db_path: str | None, config_path: str | None) -> None:
     """Stop user NAME from logging in (the user stays in the record; `activate` undoes it)."""
     from inspector.store import users as store_users
 
-    conn = _open(db_path, config_path)
+    conn = open_store(db_path, config_path)
     try:
         _run(store_users.deactivate, conn, name, actor=_actor())
     finally:
@@ -168,12 +173,12 @@ def deactivate_cmd(name: str, db_path: str | None, config_path: str | None) -> N
 
 @users.command("activate")
 @click.argument("name")
-@_db_options
+@db_options
 def activate_cmd(name: str, db_path: str | None, config_path: str | None) -> None:
     """Let deactivated user NAME log in again."""
     from inspector.store import users as store_users
 
-    conn = _open(db_path, config_path)
+    conn = open_store(db_path, config_path)
     try:
         _run(store_users.activate, conn, name, actor=_actor())
     finally:
@@ -182,19 +187,26 @@ def activate_cmd(name: str, db_path: str | None, config_path: str | None) -> Non
 
 
 @users.command("verify")
-@_db_options
-def verify_cmd(db_path: str | None, config_path: str | None) -> None:
+@db_options
+@json_option
+def verify_cmd(db_path: str | None, config_path: str | None, as_json: bool) -> None:
     """Check the audit chain and that every user row still matches its audit record; exit 1 if not."""
     from inspector.store.audit import verify
     from inspector.store.users import verify_users
 
-    conn = _open(db_path, config_path)
+    conn = open_store(db_path, config_path)
     try:
         result = verify(conn)
         problems = list(result.problems) + verify_users(conn)
         n = len(conn.execute("SELECT name FROM users").fetchall())
     finally:
         conn.close()
+    if as_json:
+        click.echo(json.dumps({"ok": not problems, "users": n, "audit_rows": result.audit_rows,
+                               "problems": [asdict(p) for p in problems]}, sort_keys=True))
+        if problems:
+            raise SystemExit(1)
+        return
     if not problems:
         click.echo(f"ok: audit chain intact, {n} user(s) match their audit rows")
         return
@@ -202,4 +214,3 @@ def verify_cmd(db_path: str | None, config_path: str | None) -> None:
     for p in problems[1:10]:
         click.echo(f"  also: {p.message}", err=True)
     raise SystemExit(1)
-

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from inspector import cli_users
+from inspector.cli import users_cmds as cli_users
 from inspector.cli import main
 from inspector.station import actions
 from inspector.store import users
@@ -147,3 +147,18 @@ def test_actor_is_the_os_user(monkeypatch):
     monkeypatch.undo()
     monkeypatch.setattr(cli_users.getpass, "getuser", lambda: "kim")
     assert cli_users._actor() == "cli:kim"
+
+
+def test_users_verify_json(db):
+    add(db)
+    r = run("verify", "--db", db, "--json")
+    assert r.exit_code == 0 and r.stderr == ""
+    out = json.loads(r.stdout)
+    assert out == {"ok": True, "users": 1, "audit_rows": out["audit_rows"], "problems": []} and out["audit_rows"] >= 1
+    conn = open_db(db, create=False)
+    conn.execute("UPDATE users SET role = 'operator' WHERE name = 'ada'")
+    conn.close()
+    r = run("verify", "--db", db, "--json")
+    assert r.exit_code == 1
+    out = json.loads(r.stdout)
+    assert not out["ok"] and "user ada was modified" in out["problems"][0]["message"]

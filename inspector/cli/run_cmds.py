@@ -1,0 +1,136 @@
+"""`inspector demo`, `run` and `gui`: run a station (headless or in the operator app), open the app."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from inspector.cli.common import load_station_config, log_to_data_dir
+from inspector.cli.gui_launch import finish_gui, open_gui, open_station_gui, want_gui
+from inspector.cli.run_progress import station_progress
+from inspector.cli.run_summary import finish
+from inspector.util.clickopts import json_option, progress_option
+from inspector.util.progress import Progress
+
+_REGISTRY_HELP = "Model registry folder (default: $INSPECTOR_REGISTRY, else the shipped models/)."
+_HEADLESS_HELP = "Never open the GUI (the default without a display or PySide6, and with --json)."
+_GUI_HELP = ("Open the operator app even where no display is detected (e.g. on Qt's offscreen platform, "
+             "for tests and screenshots).")
+_DATA_HELP = "Data folder for the database, images and config snapshots (default: $INSPECTOR_DATA, " \
+             "else storage.data_dir of the config, else ./inspector-data)."
+
+
+def _log_to_station_folder(cfg, data_dir: Path | None) -> None:
+    """Log into the station's data folder (resolved as the station resolves it), before the station
+    is built: what model loading logs (providers chosen, fallbacks) belongs in that file."""
+    from inspector.config import resolve_data_dir
+
+    log_to_data_dir(data_dir if data_dir is not None else resolve_data_dir(cfg))
+
+
+def _run_station(cfg, *, max_frames: int | None, registry: Path | None, data_dir: Path | None,
+                 allow_no_model: bool, progress: Progress) -> dict:
+    """Build and run a station to its end (or max_frames, or SIGINT / SIGTERM: a graceful stop).
+    ``allow_no_model`` (the demo): no loadable model records every frame as not inspected."""
+    from inspector.config import config_hash
+    from inspector.station.station import Station, StationError, stop_on_signals
+
+    try:
+        station = Station.from_config(cfg, config_hash(cfg), registry_root=registry, data_dir=data_dir,
+                                      allow_no_model=allow_no_model)
+        with stop_on_signals(station), station_progress(station, progress, total=max_frames):
+            return station.run(max_frames)
+    except StationError as e:
+        raise click.ClickException(str(e)) from None
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Station config (default: the embedded wafer demo, station_configs/wafer-demo.yaml).")
+@click.option("--max-frames", type=click.IntRange(min=0), default=None, help="Stop after this many frames.")
+@json_option
+@click.option("--registry", type=click.Path(file_okay=False, path_type=Path), default=None, help=_REGISTRY_HELP)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help=_DATA_HELP)
+@click.option("--headless", is_flag=True, help=_HEADLESS_HELP)
+@click.option("--gui", "force_gui", is_flag=True, help=_GUI_HELP)
+@progress_option
+def demo(config_path: str | None, max_frames: int | None, as_json: bool, registry: Path | None,
+         data_dir: Path | None, headless: bool, force_gui: bool, progress: Progress) -> None:
+    """Run the wafer demo: inspect the synthetic wafer line of the demo config and summarise it.
+
+    Every die gets one decision (pass / fail / review, or error), stored with the exact config
+    and model versions in the data folder's database; every wafer gets a die map and its spatial
+    signature. Without the shipped model every die is recorded as not inspected, and the demo
+    says so. Ctrl-C stops gracefully (every captured die is still recorded).
+
+    With a display (and PySide6) the demo opens the operator app and starts the line; with
+    --max-frames the app closes when that run ends and prints the summary.
+    """
+    from inspector.config import default_config_path
+
+    cfg = load_station_config(config_path or default_config_path())
+    _log_to_station_folder(cfg, data_dir)
+    if want_gui(headless, as_json, force_gui):
+        path = Path(config_path or default_config_path())
+        finish_gui(open_station_gui(cfg, config_path=path, data_dir=data_dir, registry=registry,
+                                    allow_no_model=True, max_frames=max_frames))
+        return
+    summary = _run_station(cfg, max_frames=max_frames, registry=registry, data_dir=data_dir, allow_no_model=True,
+                           progress=progress)
+    finish(summary, as_json)
+
+
+@click.command()
+@click.argument("config_arg", metavar="[CONFIG]", required=False, type=click.Path(dir_okay=False))
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Station config YAML (or give it as the argument).")
+@click.option("--headless", is_flag=True, help=_HEADLESS_HELP)
+@click.option("--gui", "force_gui", is_flag=True, help=_GUI_HELP)
+@click.option("--max-frames", type=click.IntRange(min=0), default=None,
+              help="Stop after this many frames (default: until the sources end or Ctrl-C).")
+@json_option
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help=_DATA_HELP)
+@click.option("--registry", type=click.Path(file_okay=False, path_type=Path), default=None, help=_REGISTRY_HELP)
+@progress_option
+def run(config_arg: str | None, config_path: str | None, headless: bool, force_gui: bool, max_frames: int | None,
+        as_json: bool, data_dir: Path | None, registry: Path | None, progress: Progress) -> None:
+    """Run a station: capture, inspect with the configured models, record every decision.
+
+    Every captured frame gets exactly one decision in the database (inspection flow), with the
+    config hash and model versions; wafers get a die map and an audited wafer result. SIGINT /
+    SIGTERM stop gracefully: capture ends, every accepted frame is judged and stored; a second
+    signal records the frames not judged yet as not inspected instead of waiting.
+
+    With a display (and PySide6) the operator app opens, logs the operator in and starts the
+    station (in its own process); with --max-frames the app closes when that run ends and prints
+    the summary. --headless, or --json, never open it.
+    """
+    if config_arg and config_path and config_arg != config_path:
+        raise click.UsageError(f"two configs given: {config_arg} and --config {config_path}; give one")
+    path = config_path or config_arg
+    if not path:
+        raise click.UsageError("give the station config: inspector run --config FILE")
+    cfg = load_station_config(path)
+    _log_to_station_folder(cfg, data_dir)
+    if want_gui(headless, as_json, force_gui):
+        finish_gui(open_station_gui(cfg, config_path=Path(path), data_dir=data_dir, registry=registry,
+                                    allow_no_model=False, max_frames=max_frames))
+        return
+    summary = _run_station(cfg, max_frames=max_frames, registry=registry, data_dir=data_dir, allow_no_model=False,
+                           progress=progress)
+    finish(summary, as_json)
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), required=True, help="Station config YAML.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help=_DATA_HELP)
+@click.option("--registry", type=click.Path(file_okay=False, path_type=Path), default=None, help=_REGISTRY_HELP)
+@click.option("--start", "autostart", is_flag=True, help="Start the station as soon as the window opens.")
+def gui(config_path: str, data_dir: Path | None, registry: Path | None, autostart: bool) -> None:
+    """Open the operator app: log in, live view, review queue, wafer map, history (and, for engineers,
+    label editor, settings and models). Needs PySide6 and a display."""
+    cfg = load_station_config(config_path)
+    _log_to_station_folder(cfg, data_dir)
+    sys.exit(open_gui(cfg, config_path=Path(config_path), data_dir=data_dir, registry=registry, autostart=autostart))

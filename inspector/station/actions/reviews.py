@@ -1,0 +1,62 @@
+"""Viewing decisions, reviewing flagged frames, and recording incidents."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from typing import Any
+
+from inspector.core.decision import Verdict
+from inspector.station.actions.auth import REVIEW_PERMISSION, Session, require
+from inspector.store import queries
+
+
+# --------------------------------------------------------------------------------------------
+# Viewing and reviewing
+# --------------------------------------------------------------------------------------------
+
+
+def view_decisions(conn: sqlite3.Connection, session: Session, **filters: Any) -> list[dict[str, Any]]:
+    """``queries.decisions`` for roles that may view decisions."""
+    require(session, "view", "view decisions", conn)
+    return queries.decisions(conn, **filters)
+
+
+def review_queue(conn: sqlite3.Connection, session: Session, **kwargs: Any) -> list[dict[str, Any]]:
+    """``queries.review_queue`` for roles that review."""
+    require(session, "review", "open the review queue", conn)
+    return queries.review_queue(conn, **kwargs)
+
+
+def review(conn: sqlite3.Connection, session: Session, frame_id: str, action: str, *,
+           verdict: str | Verdict | None = None, labels: list[Mapping[str, Any]] | None = None,
+           note: str = "") -> int:
+    """Record a review of a frame as the session's user; returns the review id.
+
+    accept / reject_false_alarm / change_class need ``review`` (operator, engineer); relabel
+    needs ``relabel`` (engineer).
+    """
+    if action not in REVIEW_PERMISSION:
+        raise ValueError(f"review action must be one of {', '.join(REVIEW_PERMISSION)}, got {action!r}")
+    require(session, REVIEW_PERMISSION[action], f"review.{action} frame {frame_id}", conn)
+    return queries.add_review(conn, frame_id, session.user, action, verdict, labels, note)
+
+
+# --------------------------------------------------------------------------------------------
+# Incidents
+# --------------------------------------------------------------------------------------------
+
+
+def add_incident(conn: sqlite3.Connection, session: Session, frame_id: str | None, kind: str, *,
+                 zone: str | None = None, camera: str | None = None, severity: str = "medium",
+                 note: str = "") -> int:
+    """Record an incident as the session's user (safety manager); returns its id."""
+    require(session, "incidents", f"record a {kind!r} incident", conn)
+    return queries.add_incident(conn, frame_id, kind, user=session.user, zone=zone, camera=camera,
+                                severity=severity, note=note)
+
+
+def set_incident_status(conn: sqlite3.Connection, session: Session, incident_id: int, status: str) -> None:
+    """Move an incident to open / acknowledged / closed (safety manager)."""
+    require(session, "incidents", f"set incident {incident_id} to {status!r}", conn)
+    queries.set_incident_status(conn, incident_id, status, user=session.user)
