@@ -42,8 +42,9 @@ def _tiled_4k(onnx: Path, imgsz: int, rounds: int) -> dict[str, Any]:
     tiled = TiledDetector(inner, tile=imgsz, overlap=0.2, batch=8)
     overlap = round(0.2 * imgsz)
     field, truth = render_field(5, size=4096, die_px=imgsz, tile=imgsz, overlap=overlap)
-    (found,) = tiled.detect([field])
-    tiles = int(tiled.last_timings.get("tiles", 0))
+    run = tiled.detect_timed([field])
+    (found,) = run.detections
+    tiles = int(run.timings_ms.get("tiles", 0))
     hit = (box_iou(truth.xyxy, found.xyxy) >= 0.5) & (truth.class_id[:, None] == found.class_id[None, :]) \
         if len(found) else np.zeros((len(truth), 1), bool)
     total = []

@@ -63,10 +63,11 @@ def compare(onnx: Path, pt: Path, imgsz: int, images: Sequence[np.ndarray], roun
     for _ in range(rounds):
         for img in images:
             t0 = time.perf_counter()
-            (det,) = ours.detect([img])
+            run = ours.detect_timed([img])
             e2e["inspector_onnx"].append((time.perf_counter() - t0) * 1e3)
+            (det,) = run.detections
             for k in STAGES:
-                stages[k].append(ours.last_timings[k])
+                stages[k].append(run.timings_ms[k])
             boxes.append(len(det))
             e2e["ultralytics_onnx"].append(timed(lambda: u_onnx.predict(img, **kw)))
             e2e["ultralytics_pt"].append(timed(lambda: u_pt.predict(img, **kw)))

@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
 from inspector import __version__
+from inspector.util.clickopts import (
+    current_log_level,
+    json_option,
+    log_level_everywhere,
+    log_level_option,
+    progress_option,
+)
+from inspector.util.logs import setup_logging
+from inspector.util.progress import Progress
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="inspector-train")
+@log_level_option
 def main() -> None:
     """Inspector training tools: build datasets, train, evaluate and manage models.
 
     Everything runs offline; datasets are written in the YOLO format.
     """
+    # Without --log-level: the default set-up (warnings on stderr, or $INSPECTOR_LOG_LEVEL); a
+    # --log-level given after the sub-command replaces it when that is parsed.
+    setup_logging(current_log_level(default="") or None)
 
 
 @main.command("synth")
@@ -30,7 +44,11 @@ def main() -> None:
               help="Share of images in the validation split (split by lot, never by die).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: one per CPU).")
-def synth(out: Path, images: int, seed: int, die_px: int, val_fraction: float, workers: int | None) -> None:
+@log_level_option
+@json_option
+@progress_option
+def synth(out: Path, images: int, seed: int, die_px: int, val_fraction: float, workers: int | None,
+          as_json: bool, progress: Progress) -> None:
     """Render a synthetic wafer-defect dataset into OUT (YOLO format: images/, labels/, data.yaml).
 
     Five classes: particle, scratch, residue, pattern, edge_chip. A manifest.json records the
@@ -40,7 +58,13 @@ def synth(out: Path, images: int, seed: int, die_px: int, val_fraction: float, w
 
     if out.exists() and any(out.iterdir()):
         click.echo(f"note: {out} is not empty; files with the same names are overwritten", err=True)
-    summary = write_yolo_dataset(out, images, seed, die_px=die_px, val_fraction=val_fraction, workers=workers)
+    # write_yolo_dataset reports nothing itself yet: the stage says when it starts and ends.
+    with progress.stage("synth", total=images, unit="img") as stage:
+        summary = write_yolo_dataset(out, images, seed, die_px=die_px, val_fraction=val_fraction, workers=workers)
+        stage.update(done=images)
+    if as_json:
+        click.echo(json.dumps(summary, sort_keys=True, default=str))
+        return
     imgs, clean, boxes = summary["images"], summary["clean_images"], summary["boxes"]
     click.echo(f"wrote {imgs['train'] + imgs['val']} images to {summary['out']} in {summary['seconds']:.1f} s")
     for split in ("train", "val"):
@@ -74,9 +98,11 @@ def synth(out: Path, images: int, seed: int, die_px: int, val_fraction: float, w
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Any other ultralytics training argument, e.g. --set flipud=0.5 (repeatable).")
 @click.option("--resume", is_flag=True, help="Resume the interrupted run --project/--name from its last.pt.")
+@log_level_option
+@progress_option
 def train_cmd(data: Path, model: str, imgsz: int, epochs: int, batch: int, seed: int, device: str, patience: int,
               workers: int, project: Path, name: str, time_hours: float | None, overrides: tuple[str, ...],
-              resume: bool) -> None:
+              resume: bool, progress: Progress) -> None:
     """Train a detector with ultralytics, offline; results, plots and logs go to PROJECT/NAME.
 
     Models are built from YAML (no pretrained download) or fine-tuned from a local .pt. Progress is
@@ -93,7 +119,7 @@ def train_cmd(data: Path, model: str, imgsz: int, epochs: int, batch: int, seed:
     spec = TrainSpec(data=data, model=model, imgsz=imgsz, epochs=epochs, batch=batch, seed=seed, device=device,
                      patience=patience, workers=workers, project=project, name=name, extra=extra)
     try:
-        result = train(spec, resume=resume)
+        result = train(spec, resume=resume, progress=progress)
     except TrainError as e:
         raise click.ClickException(str(e)) from None
     m = result.metrics
@@ -108,11 +134,14 @@ def _register_commands() -> None:
     from training.commands.dataset import dataset
     from training.commands.evaluate_export import evaluate, export
     from training.commands.registry_cmds import add_registry_commands
+    from training.commands.retrain_cmd import retrain
 
     main.add_command(dataset)
     main.add_command(evaluate)
     main.add_command(export)
+    main.add_command(retrain)
     add_registry_commands(main)
+    log_level_everywhere(main)  # the commands that do not declare it still take --log-level
 
 
 _register_commands()

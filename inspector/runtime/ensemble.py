@@ -40,15 +40,27 @@ def model_set_version(members: Sequence[Member]) -> str:
     return "ms-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class EnsembleResult:
+    """One image's boxes: fused, and each member's own (in member order)."""
+
     fused: Detections
-    per_model: list[Detections]
+    per_model: tuple[Detections, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EnsembleBatch:
+    """What ``Ensemble.detect`` returns: one result per image, in order, and the batch's timings
+    in milliseconds (``detect_ms``: every member's detector; ``fusion_ms``)."""
+
+    results: tuple[EnsembleResult, ...]
+    timings_ms: Mapping[str, float]
 
 
 @dataclass
 class Ensemble:
-    """``detect`` runs every member on the batch, then fuses each image's boxes.
+    """``detect`` runs every member on the batch, then fuses each image's boxes; it returns the
+    boxes and the timings together (an ``EnsembleBatch``) and keeps no state between batches.
 
     A single member skips fusion (its NMS already ran), so an ensemble of one costs nothing extra.
     """
@@ -56,7 +68,6 @@ class Ensemble:
     members: Sequence[Member]
     method: str = "wbf"
     params: Mapping[str, Any] = field(default_factory=dict)
-    last_timings: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.members:
@@ -74,17 +85,17 @@ class Ensemble:
     def class_names(self) -> Sequence[str]:
         return self.members[0].detector.class_names
 
-    def detect(self, images: Sequence[np.ndarray]) -> list[EnsembleResult]:
+    def detect(self, images: Sequence[np.ndarray]) -> EnsembleBatch:
         t0 = time.perf_counter()
         per_member = [m.detector.detect(images) for m in self.members]
         t1 = time.perf_counter()
         out = []
         for i in range(len(images)):
-            per_model = [per_member[j][i].with_model_index(j) for j in range(len(self.members))]
+            per_model = tuple(per_member[j][i].with_model_index(j) for j in range(len(self.members)))
             if len(per_model) == 1:
                 fused = per_model[0]
             else:
                 fused = fuse(per_model, self.method, weights=self.weights, **self.params)
             out.append(EnsembleResult(fused, per_model))
-        self.last_timings = {"detect_ms": (t1 - t0) * 1e3, "fusion_ms": (time.perf_counter() - t1) * 1e3}
-        return out
+        return EnsembleBatch(tuple(out), {"detect_ms": (t1 - t0) * 1e3,
+                                          "fusion_ms": (time.perf_counter() - t1) * 1e3})

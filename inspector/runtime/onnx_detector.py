@@ -13,6 +13,7 @@ import numpy as np
 import onnxruntime as ort
 
 from inspector.core.detections import Detections
+from inspector.core.ports import TimedDetections
 from inspector.runtime.model_artifact import (
     ModelMetadata,
     ModelMetadataError,
@@ -88,7 +89,6 @@ class OnnxDetector:
         self.max_candidates, self.agnostic_nms = int(max_candidates), bool(agnostic_nms)
         self.model_index = 0  # set by the ensemble
         self.notes: list[str] = []
-        self.last_timings: dict[str, float] = {}
         self._lock = threading.Lock()
 
         # 1. Integrity first: ORT must never parse a file that is not the one the manifest promised.
@@ -250,8 +250,12 @@ class OnnxDetector:
         self.warmup_ms = (time.perf_counter() - t) * 1000.0
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        return self.detect_timed(images).detections
+
+    def detect_timed(self, images: Sequence[np.ndarray]) -> TimedDetections:
+        """``detect`` with the batch's pre-process / inference / post-process times beside it."""
         if not images:
-            return []
+            return TimedDetections([], {})
         pc = time.perf_counter
         t_pre = t_inf = t_post = 0.0
         out: list[Detections] = []
@@ -278,9 +282,8 @@ class OnnxDetector:
                 t_pre += t1 - t0
                 t_inf += t2 - t1
                 t_post += t3 - t2
-            self.last_timings = {"preprocess_ms": t_pre * 1e3, "inference_ms": t_inf * 1e3,
-                                 "postprocess_ms": t_post * 1e3, "images": float(len(images))}
-        return out
+        return TimedDetections(out, {"preprocess_ms": t_pre * 1e3, "inference_ms": t_inf * 1e3,
+                                     "postprocess_ms": t_post * 1e3, "images": float(len(images))})
 
     def __repr__(self) -> str:
         return (f"OnnxDetector({self.name!r}, version={self.version!r}, imgsz={self.imgsz}, "

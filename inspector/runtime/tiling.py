@@ -37,7 +37,7 @@ import numpy as np
 
 from inspector.core.detections import Detections
 from inspector.core.geometry import box_iou
-from inspector.core.ports import Detector
+from inspector.core.ports import Detector, TimedDetections, TimedDetector
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +199,7 @@ class TiledDetector:
         if not 0.0 <= overlap < 1.0:
             raise ValueError(f"overlap must be in [0, 1), got {overlap}")
         self.inner = detector
+        self._timed = isinstance(detector, TimedDetector)  # decided once: only a timed one adds stage times
         self.tile = int(tile)
         self.overlap = float(overlap)
         self.overlap_px = int(round(overlap * tile))
@@ -208,7 +209,6 @@ class TiledDetector:
             # 2 model pixels, in image pixels: a box cut by the tile edge ends within ~1 model px of it.
             edge_margin = 2.0 * max(1.0, self.tile / model_side) if model_side else 2.0
         self.edge_margin = float(edge_margin)
-        self.last_timings: dict[str, float] = {}
 
     @property
     def class_names(self) -> Sequence[str]:
@@ -226,6 +226,10 @@ class TiledDetector:
         return make_tiles(height, width, self.tile, self.overlap_px)
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        return self.detect_timed(images).detections
+
+    def detect_timed(self, images: Sequence[np.ndarray]) -> TimedDetections:
+        """``detect`` with the inner detector's stage times summed over tiles, the tile count and merge time."""
         t0 = time.perf_counter()
         plans = [self.tiles_for(*im.shape[:2]) for im in images]
         # One flat job list across all images, so batches stay full.
@@ -235,10 +239,14 @@ class TiledDetector:
         for s in range(0, len(jobs), self.batch):
             chunk = jobs[s : s + self.batch]
             views = [images[k][tl.y0 : tl.y1, tl.x0 : tl.x1] for k, tl in chunk]  # views, no copies
-            results.extend(self.inner.detect(views))
-            for key, v in getattr(self.inner, "last_timings", {}).items():
-                if key in inner_ms:
-                    inner_ms[key] += v
+            if self._timed:
+                run = self.inner.detect_timed(views)  # type: ignore[attr-defined]
+                results.extend(run.detections)
+                for key, v in run.timings_ms.items():
+                    if key in inner_ms:
+                        inner_ms[key] += v
+            else:
+                results.extend(self.inner.detect(views))
         t1 = time.perf_counter()
         out: list[Detections] = []
         pos = 0
@@ -252,6 +260,5 @@ class TiledDetector:
                 out.append(merge_tile_detections(per_tile, tiles, w, h, match_iou=self.match_iou,
                                                  edge_margin=self.edge_margin))
         t2 = time.perf_counter()
-        self.last_timings = {**inner_ms, "tiles": float(len(jobs)), "merge_ms": (t2 - t1) * 1e3,
-                             "total_ms": (t2 - t0) * 1e3}
-        return out
+        return TimedDetections(out, {**inner_ms, "tiles": float(len(jobs)), "merge_ms": (t2 - t1) * 1e3,
+                                     "total_ms": (t2 - t0) * 1e3})

@@ -24,7 +24,8 @@ from typing import Any
 from inspector.core.decision import Decision
 from inspector.core.detections import Detections
 from inspector.core.frame import Frame
-from inspector.station.pipeline import FrameResult
+from inspector.station.inspection import WaferSummary
+from inspector.station.judgement import FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ DecisionsCallback = Callable[[Sequence[DecisionEvent]], None]
 
 
 class Bridge:
-    """A ``DecisionSink`` / ``ResultSink`` for live views; see the module doc."""
+    """A ``ResultSink`` (:mod:`inspector.station.sinks`) for live views; see the module doc."""
 
     name = "bridge"
     critical = False
@@ -72,9 +73,6 @@ class Bridge:
         self._subs: list[Subscription] = []
 
     # --- the pipeline side (record thread): O(1), never waits for a subscriber -----------------
-    def accept(self, frame: Frame, decision: Decision) -> None:
-        self.accept_result(FrameResult(frame, decision))
-
     def accept_result(self, result: FrameResult) -> None:
         f = result.frame
         with self._cond:
@@ -82,6 +80,12 @@ class Bridge:
             self._latest = LiveFrame(self._seq, f, result.decision, result.fused)
             self._ring.append(DecisionEvent(self._seq, f.frame_id, f.source, f.t_utc, f.context, result.decision))
             self._cond.notify_all()
+
+    def accept_wafer(self, summary: WaferSummary) -> None:
+        pass  # the wafer map reads wafers from the store
+
+    def flush(self, timeout: float | None = None) -> None:
+        pass  # publishing is immediate: nothing is pending
 
     # --- polling ------------------------------------------------------------------------------
     @property

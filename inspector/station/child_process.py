@@ -42,7 +42,6 @@ from typing import Any
 import numpy as np
 
 from inspector.config.schema import StationConfig
-from inspector.core.decision import Decision
 from inspector.core.detections import Detections
 from inspector.core.frame import Frame
 from inspector.station.bridge import LiveFrame

@@ -1,5 +1,8 @@
 """Frame -> Decision for one station: ensemble, rules, and wafer-level judgement of die results.
 
+``Inspection.judge`` returns a ``Judgement``: the decisions with the fused and per-model boxes and
+the stage timings, as one value. ``NotInspected`` judges for a station without a model.
+
 Single-threaded by design (a ``RuleSet`` keeps persistence state): the pipeline gives the
 inspection stage its own thread.
 """
@@ -16,36 +19,53 @@ from inspector.core.decision import Decision, Verdict
 from inspector.core.frame import Frame
 from inspector.core.wafer_rules import Die, DieResult, WaferResult
 from inspector.runtime.ensemble import Ensemble
+from inspector.station.judgement import FrameResult, Judgement
 from inspector.station.rules_builder import build_rule_set, build_wafer_rule_set, make_rule_input, wafer_layout
 
 
 class Inspection:
-    """Judges frames: every frame in gets exactly one ``Decision`` out, errors included."""
+    """Judges frames: every frame in gets exactly one result out, errors included."""
 
     def __init__(self, cfg: StationConfig, ensemble: Ensemble, config_hash: str, base_dir: Path | None = None) -> None:
         self.cfg = cfg
         self.ensemble = ensemble
         self.config_hash = config_hash
         self.rules = build_rule_set(cfg, base_dir)
-        self.last_timings: dict[str, float] = {}
 
-    def decide(self, frames: Sequence[Frame]) -> list[Decision]:
-        now = Frame.utc_now
+    def judge(self, frames: Sequence[Frame]) -> Judgement:
+        """Ensemble, then rules, frame by frame: the decisions with the boxes and timings behind them."""
         try:
-            results = self.ensemble.detect([f.image for f in frames])
+            batch = self.ensemble.detect([f.image for f in frames])
         except Exception as e:  # a model failure must still leave one record per unit
-            msg = f"inference failed: {type(e).__name__}: {e}"
-            return [Decision.unjudged(f.frame_id, Verdict.ERROR, msg, self.ensemble.version, self.config_hash, now())
-                    for f in frames]
+            return Judgement.unjudged(frames, Verdict.ERROR, f"inference failed: {type(e).__name__}: {e}",
+                                      self.ensemble.version, self.config_hash)
+        now = Frame.utc_now
         t0 = time.perf_counter()
         out = []
-        for f, r in zip(frames, results):
+        for f, r in zip(frames, batch.results):
             res = self.rules.evaluate(make_rule_input(self.cfg, r.fused, r.per_model, f.image.shape,
                                                       f.context, f.t_monotonic, source=f.source))
-            out.append(Decision(f.frame_id, res.verdict, res.reasons, res.kept, self.ensemble.version,
-                                self.config_hash, now(), extras={"dropped": dict(res.dropped)}))
-        self.last_timings = {**self.ensemble.last_timings, "rules_ms": (time.perf_counter() - t0) * 1e3}
-        return out
+            d = Decision(f.frame_id, res.verdict, res.reasons, res.kept, self.ensemble.version,
+                         self.config_hash, now(), extras={"dropped": dict(res.dropped)})
+            out.append(FrameResult(f, d, r.fused, r.per_model))
+        return Judgement(tuple(out), {**batch.timings_ms, "rules_ms": (time.perf_counter() - t0) * 1e3})
+
+    def decide(self, frames: Sequence[Frame]) -> list[Decision]:
+        """Only the decisions, for callers that need neither boxes nor timings (evaluation scripts)."""
+        return self.judge(frames).decisions
+
+
+class NotInspected:
+    """The judge of a station without a model: every frame is recorded as NOT_INSPECTED."""
+
+    def __init__(self, reason: str, config_hash: str, model_set_version: str = "none") -> None:
+        self.reason = reason
+        self.config_hash = config_hash
+        self.model_set_version = model_set_version
+
+    def judge(self, frames: Sequence[Frame]) -> Judgement:
+        return Judgement.unjudged(frames, Verdict.NOT_INSPECTED, self.reason, self.model_set_version,
+                                  self.config_hash)
 
 
 @dataclass

@@ -12,7 +12,10 @@ Flow (DESIGN.md, "Modes of flow"):
 
 Threads: one capture worker per source, one inference worker (the rules keep state, such as
 persistence, so frames are judged in order by one thread), one record worker (wafer tracking,
-then every sink in order). Each worker runs setup -> loop -> teardown and has a stop event.
+then every sink in order: :mod:`inspector.station.record_stage`). Each worker runs setup ->
+loop -> teardown and has a stop event (:mod:`inspector.station.workers`).
+
+The judge returns one ``Judgement`` per batch; its ``FrameResult``s go to the sinks as they are.
 
 Stopping: ``stop()`` closes the capture, lets every accepted frame through inference and the
 sinks, waits until the sinks are flushed (the store acknowledged every record), then returns.
@@ -27,227 +30,37 @@ import dataclasses
 import logging
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Iterator, Sequence
 
 from inspector.core.decision import Decision, Verdict
-from inspector.core.detections import Detections
 from inspector.core.frame import Frame
 from inspector.core.ports import FrameSource
-from inspector.runtime.ensemble import Ensemble, EnsembleResult
-from inspector.station.inspection import WaferSummary, WaferTracker
+from inspector.station.frame_queue import FrameQueue, QueueClosed
+from inspector.station.inspection import NotInspected, WaferSummary, WaferTracker
+from inspector.station.judgement import FrameResult, Judge, Judgement
 from inspector.station.metrics import Metrics
+from inspector.station.record_stage import RecordStage
+from inspector.station.sinks import ResultSink
+from inspector.station.workers import POLL_S as _POLL_S
+from inspector.station.workers import QueueWorker, Worker
 
 log = logging.getLogger(__name__)
 
 MODES = ("inspection", "monitoring")
-_POLL_S = 0.1            # how often blocked workers look at their stop event
 _CAPTURE_GRACE_S = 5.0   # a source that does not return within this after close() is left behind
 _RECORD_GRACE_S = 10.0   # stop(timeout): extra time the record stage gets to store what was judged
-
-T = TypeVar("T")
-
-
-# --------------------------------------------------------------------------------------------
-# A bounded queue that can drop its oldest item and be closed
-# --------------------------------------------------------------------------------------------
+_RECORD_BATCH = 64       # results the record worker takes at a time
 
 
-class QueueClosed(Exception):
-    """The queue was closed: no more puts; gets fail once it is empty."""
+class CaptureWorker(Worker):
+    """One source's frames into the pipeline, within the pipeline's frame reservations."""
 
-
-class FrameQueue(Generic[T]):
-    """Bounded FIFO. ``put`` blocks while full (back-pressure); ``put_latest`` drops the oldest.
-
-    ``close()`` wakes every waiter: later puts raise ``QueueClosed``, gets drain what is left
-    and then raise it.
-    """
-
-    def __init__(self, maxsize: int, name: str = "queue") -> None:
-        if maxsize < 1:
-            raise ValueError(f"{name}: maxsize must be at least 1, got {maxsize}")
-        self.maxsize = int(maxsize)
-        self.name = name
-        self._items: deque[T] = deque()
-        self._cond = threading.Condition()
-        self._closed = False
-        self.high_water = 0
-
-    def __len__(self) -> int:
-        return len(self._items)  # a deque's len is atomic; a gauge needs no lock
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def put(self, item: T) -> float:
-        """Append, waiting while full; returns the seconds spent waiting."""
-        t0 = time.monotonic()
-        with self._cond:
-            while len(self._items) >= self.maxsize and not self._closed:
-                self._cond.wait()
-            if self._closed:
-                raise QueueClosed(f"{self.name} is closed")
-            self._append(item)
-        return time.monotonic() - t0
-
-    def put_latest(self, item: T) -> T | None:
-        """Append without waiting; when full, remove and return the oldest item (the drop)."""
-        with self._cond:
-            if self._closed:
-                raise QueueClosed(f"{self.name} is closed")
-            dropped = self._items.popleft() if len(self._items) >= self.maxsize else None
-            self._append(item)
-        return dropped
-
-    def _append(self, item: T) -> None:
-        self._items.append(item)
-        self.high_water = max(self.high_water, len(self._items))
-        self._cond.notify_all()
-
-    def get_batch(self, max_items: int, timeout: float | None = None) -> list[T]:
-        """Wait for at least one item (up to ``timeout``), then take what is there, up to
-        ``max_items``. ``[]`` on timeout; ``QueueClosed`` once closed and empty."""
-        with self._cond:
-            if not self._items and not self._closed:
-                self._cond.wait_for(lambda: self._items or self._closed, timeout)
-            if not self._items:
-                if self._closed:
-                    raise QueueClosed(f"{self.name} is closed")
-                return []
-            out = [self._items.popleft() for _ in range(min(max_items, len(self._items)))]
-            self._cond.notify_all()  # room for a waiting put
-        return out
-
-    def drain(self) -> list[T]:
-        """Take everything now, without waiting."""
-        with self._cond:
-            out = list(self._items)
-            self._items.clear()
-            self._cond.notify_all()
-        return out
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-
-# --------------------------------------------------------------------------------------------
-# What flows to the sinks, and who judges
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FrameResult:
-    """One frame with its decision, plus the boxes behind it when the model ran."""
-
-    frame: Frame
-    decision: Decision
-    fused: Detections | None = None                 # fused boxes before the rules
-    per_model: tuple[Detections, ...] | None = None  # each ensemble member's own boxes
-
-
-class ResultSink(Protocol):
-    """A sink that wants the whole ``FrameResult`` (the store keeps per-model boxes, the GUI the
-    fused ones). Plain ``DecisionSink``s (``accept(frame, decision)``) work as well."""
-
-    def accept_result(self, result: FrameResult) -> None: ...
-
-
-class Judge(Protocol):
-    """Frames in, exactly one decision per frame out (``Inspection`` is one)."""
-
-    def decide(self, frames: Sequence[Frame]) -> list[Decision]: ...
-
-
-class TappedEnsemble:
-    """Delegates to an ``Ensemble`` and keeps the last batch's results.
-
-    ``Inspection.decide`` returns only the boxes the rules kept; the tap lets the pipeline hand
-    the fused and per-model boxes to the store and the GUI without running anything twice.
-    Used by one inference thread only.
-    """
-
-    def __init__(self, ensemble: Ensemble) -> None:
-        self._ensemble = ensemble
-        self.last_results: list[EnsembleResult] | None = None
-
-    def detect(self, images: Sequence[Any]) -> list[EnsembleResult]:
-        self.last_results = None  # a raising detect must not leave the previous batch's boxes
-        self.last_results = self._ensemble.detect(images)
-        return self.last_results
-
-    def __getattr__(self, name: str) -> Any:  # version, members, last_timings, class_names ...
-        if name == "_ensemble":  # not set yet (copy / pickle): no endless recursion
-            raise AttributeError(name)
-        return getattr(self._ensemble, name)
-
-
-class NotInspected:
-    """The judge of a station without a model: every frame is recorded as NOT_INSPECTED."""
-
-    def __init__(self, reason: str, config_hash: str, model_set_version: str = "none") -> None:
-        self.reason = reason
-        self.config_hash = config_hash
-        self.model_set_version = model_set_version
-
-    def decide(self, frames: Sequence[Frame]) -> list[Decision]:
-        now = Frame.utc_now()
-        return [Decision.unjudged(f.frame_id, Verdict.NOT_INSPECTED, self.reason, self.model_set_version,
-                                  self.config_hash, now) for f in frames]
-
-
-# --------------------------------------------------------------------------------------------
-# Workers: setup -> loop -> teardown, with a stop event
-# --------------------------------------------------------------------------------------------
-
-
-class Worker(threading.Thread):
-    """A daemon thread (a model stuck forever must not keep the process alive) that runs
-    ``setup()``, then ``step()`` until it returns False or ``stop_event`` is set, then
-    ``teardown()`` whatever happened. An exception is kept in ``error`` and reported."""
-
-    def __init__(self, name: str, on_error: Callable[[Worker, BaseException], None]) -> None:
-        super().__init__(name=name, daemon=True)
-        self.stop_event = threading.Event()
-        self.error: BaseException | None = None
-        self._on_error = on_error
-
-    def setup(self) -> None:
-        pass
-
-    def step(self) -> bool:
-        raise NotImplementedError
-
-    def teardown(self) -> None:
-        pass
-
-    def run(self) -> None:
-        try:
-            self.setup()
-            while not self.stop_event.is_set() and self.step():
-                pass
-        except BaseException as e:  # noqa: BLE001 - reported, never swallowed
-            self.error = e
-            self._on_error(self, e)
-        finally:
-            try:
-                self.teardown()
-            except BaseException as e:  # noqa: BLE001
-                self._on_error(self, e)
-
-
-class _CaptureWorker(Worker):
     def __init__(self, pipeline: Pipeline, source: FrameSource) -> None:
         super().__init__(f"capture-{source.name}", pipeline._worker_failed)
         self.p = pipeline
         self.source = source
         self.in_put = False  # holding a frame, waiting for room: making progress, never abandoned
-        self._it: Iterator[Frame] | None = None
+        self._it: Iterator[Frame] = iter(())  # the source's iterator, opened on the worker thread
 
     def setup(self) -> None:
         self._it = iter(self.source.frames())
@@ -257,7 +70,7 @@ class _CaptureWorker(Worker):
         if not p._wait_running(self.stop_event) or not p._reserve():
             return False
         try:
-            frame = next(self._it)  # type: ignore[arg-type]
+            frame = next(self._it)
         except StopIteration:
             p._release()
             return False
@@ -278,53 +91,12 @@ class _CaptureWorker(Worker):
             self.p._capture_finished()
 
 
-class _InferenceWorker(Worker):
-    def __init__(self, pipeline: Pipeline) -> None:
-        super().__init__("inference", pipeline._worker_failed)
-        self.p = pipeline
-
-    def step(self) -> bool:
-        try:
-            batch = self.p._in_q.get_batch(self.p.batch_size, timeout=_POLL_S)
-        except QueueClosed:
-            return False
-        if batch:
-            self.p._judge_batch(batch)
-        return True
-
-    def teardown(self) -> None:
-        self.p._inference_finished()
-
-
-class _RecordWorker(Worker):
-    def __init__(self, pipeline: Pipeline) -> None:
-        super().__init__("record", pipeline._worker_failed)
-        self.p = pipeline
-
-    def step(self) -> bool:
-        try:
-            items = self.p._rec_q.get_batch(64, timeout=_POLL_S)
-        except QueueClosed:
-            return False
-        for item in items:
-            self.p._record(item)
-        return True
-
-    def teardown(self) -> None:
-        self.p._record_finished()
-
-
-# --------------------------------------------------------------------------------------------
-# The pipeline
-# --------------------------------------------------------------------------------------------
-
-
 class Pipeline:
     """Runs sources through a judge into sinks; see the module doc for the guarantees.
 
     ``frame_id_prefix`` makes stored frame ids unique per run (sources give ids that are stable
-    across runs, and the store refuses a frame id it already holds). ``on_wafer`` callbacks get
-    each completed wafer's ``WaferSummary`` (on the record thread, in order).
+    across runs, and the store refuses a frame id it already holds). Every sink gets each result
+    and each completed wafer's ``WaferSummary`` (on the record thread, in order).
     """
 
     def __init__(
@@ -337,10 +109,8 @@ class Pipeline:
         mode: str = "inspection",
         queue_size: int = 8,
         batch_size: int = 1,
-        sinks: Sequence[Any] = (),
-        tap: TappedEnsemble | None = None,
+        sinks: Sequence[ResultSink] = (),
         wafer_tracker: WaferTracker | None = None,
-        on_wafer: Sequence[Callable[[WaferSummary], None]] = (),
         metrics: Metrics | None = None,
         frame_id_prefix: str = "",
     ) -> None:
@@ -356,13 +126,9 @@ class Pipeline:
         self.model_set_version = model_set_version
         self.mode = mode
         self.batch_size = int(batch_size)
-        self.sinks = list(sinks)
-        self.tap = tap
-        self.wafer_tracker = wafer_tracker
-        self.on_wafer = list(on_wafer)
         self.metrics = metrics or Metrics()
         self.frame_id_prefix = frame_id_prefix
-        self.wafers: list[WaferSummary] = []
+        self.record_stage = RecordStage(sinks, wafer_tracker, self.metrics, on_fault=self._close_capture)
         self._in_q: FrameQueue[Frame] = FrameQueue(queue_size, "inference queue")
         # Results are never dropped, whatever the mode: the record queue always back-pressures.
         self._rec_q: FrameQueue[FrameResult] = FrameQueue(max(queue_size, 2 * self.batch_size), "record queue")
@@ -383,9 +149,18 @@ class Pipeline:
         self._stop_lock = threading.Lock()
         self._stopped: bool | None = None
         self._hurry = threading.Event()     # a stop in progress gives up waiting for inference now
-        self._captures: list[_CaptureWorker] = []
-        self._inference: _InferenceWorker | None = None
-        self._recorder: _RecordWorker | None = None
+        self._captures: list[CaptureWorker] = []
+        self._inference: QueueWorker[Frame] | None = None
+        self._recorder: QueueWorker[FrameResult] | None = None
+
+    @property
+    def sinks(self) -> list[ResultSink]:
+        return self.record_stage.sinks
+
+    @property
+    def wafers(self) -> list[WaferSummary]:
+        """Every completed wafer's summary, in order."""
+        return self.record_stage.wafers
 
     # --- control ------------------------------------------------------------------------------
     def start(self, max_frames: int | None = None) -> Pipeline:
@@ -397,10 +172,12 @@ class Pipeline:
         self._started = True
         self._max_frames = max_frames
         self._running.set()
-        self._captures = [_CaptureWorker(self, s) for s in self.sources]
+        self._captures = [CaptureWorker(self, s) for s in self.sources]
         self._live_captures = len(self._captures)
-        self._inference = _InferenceWorker(self)
-        self._recorder = _RecordWorker(self)
+        self._inference = QueueWorker("inference", self._in_q, self.batch_size, self._judge_batch,
+                                      self._inference_finished, self._worker_failed)
+        self._recorder = QueueWorker("record", self._rec_q, _RECORD_BATCH, self.record_stage.record_all,
+                                     self._record_finished, self._worker_failed)
         self.metrics.state = "running"
         for w in (self._recorder, self._inference, *self._captures):
             w.start()
@@ -474,14 +251,8 @@ class Pipeline:
                 self.metrics.error(f"record stage did not finish within {_RECORD_GRACE_S} s after the stop timeout; "
                                    f"{len(self._rec_q)} result(s) were not handed to the sinks")
                 complete = False
-            for sink in self.sinks:
-                flush = getattr(sink, "flush", None)
-                if callable(flush):
-                    try:
-                        flush(None if record_deadline is None else max(0.0, record_deadline - time.monotonic()))
-                    except Exception as e:  # noqa: BLE001
-                        self._sink_failed(sink, e)
-                        complete = False
+            if not self.record_stage.flush(record_deadline):
+                complete = False
             self.metrics.state = "stopped"
             self._stopped = complete and self.metrics.state != "faulted"
             return self._stopped
@@ -591,43 +362,34 @@ class Pipeline:
             self._emit_unjudged(batch, Verdict.NOT_INSPECTED,
                                 "not inspected: the station stopped before this frame was judged")
             return
-        decisions, timings, results = self._decide(batch)
+        judgement, seconds = self._judge(batch)
         with self._claim:
             taken = self._inflight is not batch
             self._inflight = None
         if taken:  # stop() already recorded these frames as NOT_INSPECTED
             self.metrics.count("late_results_discarded", len(batch))
             return
-        self.metrics.inference(timings[0], len(batch))
-        if timings[1] is not None:
-            self.metrics.observe("rules", timings[1])
-        for i, (f, d) in enumerate(zip(batch, decisions)):
-            r = results[i] if results is not None else None
-            self._rec_q.put(FrameResult(f, d, r.fused if r else None, tuple(r.per_model) if r else None))
+        rules_ms = judgement.timings_ms.get("rules_ms")
+        rules = None if rules_ms is None else rules_ms / 1e3
+        self.metrics.inference(seconds - (rules or 0.0), len(batch))
+        if rules is not None:
+            self.metrics.observe("rules", rules)
+        for r in judgement.results:
+            self._rec_q.put(r)
 
-    def _decide(self, batch: list[Frame]) -> tuple[list[Decision], tuple[float, float | None], list | None]:
-        timings = getattr(self.judge, "last_timings", None)
-        if isinstance(timings, dict):
-            self.judge.last_timings = {}  # type: ignore[attr-defined]  # a failed batch keeps no old numbers
+    def _judge(self, batch: list[Frame]) -> tuple[Judgement, float]:
+        """The batch's judgement (ERROR for every frame when the judge raised) and its wall time."""
         t0 = time.perf_counter()
         try:
-            decisions = self.judge.decide(batch)
-            if len(decisions) != len(batch):
-                raise RuntimeError(f"judge returned {len(decisions)} decision(s) for {len(batch)} frame(s)")
+            judgement = self.judge.judge(batch)
+            if len(judgement.results) != len(batch):
+                raise RuntimeError(f"judge returned {len(judgement.results)} result(s) for {len(batch)} frame(s)")
         except Exception as e:  # a rule that raises: still one record per unit
             msg = f"judging failed: {type(e).__name__}: {e}"
             log.error("%s (frames %s)", msg, ", ".join(f.frame_id for f in batch))
             self.metrics.error(msg)
-            now = Frame.utc_now()
-            decisions = [Decision.unjudged(f.frame_id, Verdict.ERROR, msg, self.model_set_version,
-                                           self.config_hash, now) for f in batch]
-        wall = time.perf_counter() - t0
-        rules_ms = (getattr(self.judge, "last_timings", None) or {}).get("rules_ms")
-        rules = None if rules_ms is None else rules_ms / 1e3
-        results = self.tap.last_results if self.tap is not None else None
-        if results is not None and len(results) != len(batch):
-            results = None
-        return decisions, (wall - (rules or 0.0), rules), results
+            judgement = Judgement.unjudged(batch, Verdict.ERROR, msg, self.model_set_version, self.config_hash)
+        return judgement, time.perf_counter() - t0
 
     def _emit_unjudged(self, frames: Sequence[Frame], verdict: Verdict, reason: str) -> None:
         now = Frame.utc_now()
@@ -646,63 +408,13 @@ class Pipeline:
             self._rec_q.close()
 
     # --- record -------------------------------------------------------------------------------
-    def _record(self, r: FrameResult) -> None:
-        t0 = time.perf_counter()
-        if self.wafer_tracker is not None:
-            try:
-                summary = self.wafer_tracker.add(r.frame, r.decision)
-            except Exception as e:  # a malformed die context must not cost the decision its record
-                summary = None
-                self.metrics.error(f"frame {r.frame.frame_id}: wafer tracking failed: {type(e).__name__}: {e}")
-            if summary is not None:
-                self._wafer_done(summary)
-        for sink in self.sinks:
-            try:
-                if hasattr(sink, "accept_result"):
-                    sink.accept_result(r)
-                else:
-                    sink.accept(r.frame, r.decision)
-            except Exception as e:  # noqa: BLE001
-                self._sink_failed(sink, e, r.frame.frame_id)
-        self.metrics.observe("record", time.perf_counter() - t0)
-        self.metrics.decided(r.decision.verdict.value)
-
-    def _wafer_done(self, summary: WaferSummary) -> None:
-        self.wafers.append(summary)
-        for cb in self.on_wafer:
-            try:
-                cb(summary)
-            except Exception as e:  # noqa: BLE001
-                self.metrics.error(f"wafer {summary.wafer}: {getattr(cb, '__qualname__', cb)} failed: "
-                                   f"{type(e).__name__}: {e}")
-
     def _record_finished(self) -> None:
-        if self.wafer_tracker is not None:
-            try:
-                summary = self.wafer_tracker.flush()
-            except Exception as e:  # noqa: BLE001
-                summary = None
-                self.metrics.error(f"wafer tracking failed at the end: {type(e).__name__}: {e}")
-            if summary is not None:
-                self._wafer_done(summary)
+        self.record_stage.finish()
         self._done.set()
-
-    def _sink_failed(self, sink: Any, e: BaseException, frame_id: str | None = None) -> None:
-        name = getattr(sink, "name", type(sink).__name__)
-        where = f" (frame {frame_id})" if frame_id else ""
-        msg = f"sink {name}{where}: {type(e).__name__}: {e}"
-        log.error(msg)
-        self.metrics.error(msg)
-        self.metrics.count("sink_errors")
-        if getattr(sink, "critical", False) and self.metrics.state != "faulted":
-            # The record of decisions is failing: stop taking new units rather than judge
-            # frames nobody can trace. Frames already accepted still go to every sink.
-            self.metrics.state = "faulted"
-            self._close_capture()
 
     def _worker_failed(self, worker: Worker, e: BaseException) -> None:
         msg = f"{worker.name}: {type(e).__name__}: {e}"
-        if isinstance(worker, _CaptureWorker):
+        if isinstance(worker, CaptureWorker):
             # One failing source (camera gone, unreadable folder) does not stop the others.
             log.error("capture failed: %s", msg)
             self.metrics.error(f"capture failed: {msg}")
@@ -712,10 +424,10 @@ class Pipeline:
         self.metrics.error(f"worker failed: {msg}")
         self.metrics.state = "faulted"
         self._close_capture()
-        if isinstance(worker, _InferenceWorker):
+        if worker is self._inference:
             # Nothing judges any more: the rest is recorded as not inspected, never lost.
             self._abort(f"not inspected: the inference worker failed ({type(e).__name__}: {e})")
-        elif isinstance(worker, _RecordWorker):
+        elif worker is self._recorder:
             # Nothing records any more: unblock every stage so the station can stop and say so.
             self._rec_q.close()
             self._in_q.close()
@@ -733,4 +445,8 @@ def _close_quietly(source: FrameSource) -> None:
     try:
         source.close()
     except Exception as e:  # noqa: BLE001 - closing is best effort; the worker closes again
-        log.warning("source %r: close failed: %s", getattr(source, "name", source), e)
+        log.warning("source %r: close failed: %s", source.name, e)
+
+
+__all__ = ["MODES", "CaptureWorker", "FrameQueue", "FrameResult", "Judge", "Judgement", "NotInspected", "Pipeline",
+           "QueueClosed", "ResultSink"]

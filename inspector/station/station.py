@@ -27,8 +27,6 @@ from typing import Any
 
 from inspector.config.loader import canonical_json, config_hash, resolve_data_dir, snapshot_config
 from inspector.config.schema import StationConfig
-from inspector.core.decision import Decision
-from inspector.core.frame import Frame
 from inspector.core.ports import FrameSource
 from inspector.core.wafer import Die, WaferLayout
 from inspector.mes import outbox
@@ -37,9 +35,10 @@ from inspector.runtime.ensemble import Ensemble
 from inspector.runtime.registry import RegistryError
 from inspector.station.bridge import Bridge
 from inspector.station.ensemble_builder import ModelLoadError, build_ensemble
-from inspector.station.inspection import Inspection, WaferSummary, WaferTracker
+from inspector.station.inspection import Inspection, NotInspected, WaferSummary, WaferTracker
+from inspector.station.judgement import FrameResult, Judge
 from inspector.station.metrics import Metrics, verdict_counts
-from inspector.station.pipeline import FrameResult, NotInspected, Pipeline, TappedEnsemble
+from inspector.station.pipeline import Pipeline
 from inspector.station.rules_builder import wafer_layout
 from inspector.station.sources import build_sources
 from inspector.station.store_sink import StoreSink
@@ -72,7 +71,8 @@ def die_map_ascii(layout: WaferLayout, die_map: Mapping[Die, str]) -> list[str]:
 
 
 class _RunTally:
-    """Per-run facts for the summary (lots, dies, each wafer's true signature); record thread only."""
+    """Per-run facts for the summary (lots, dies, each wafer's true signature); a ``ResultSink``,
+    record thread only."""
 
     name = "tally"
     critical = False
@@ -82,9 +82,6 @@ class _RunTally:
         self.dies = 0
         self.wafers: dict[str, dict[str, Any]] = {}
         self.summaries: list[WaferSummary] = []
-
-    def accept(self, frame: Frame, decision: Decision) -> None:
-        self.accept_result(FrameResult(frame, decision))
 
     def accept_result(self, result: FrameResult) -> None:
         ctx = result.frame.context
@@ -98,8 +95,11 @@ class _RunTally:
                 self.wafers[w] = {"lot": None if "lot" not in ctx else str(ctx["lot"]),
                                   "truth_signature": ctx.get("wafer_signature")}
 
-    def add_wafer(self, summary: WaferSummary) -> None:
+    def accept_wafer(self, summary: WaferSummary) -> None:
         self.summaries.append(summary)
+
+    def flush(self, timeout: float | None = None) -> None:
+        pass  # counted as it arrives: nothing waits
 
 
 def _model_path(detector: Any) -> str | None:
@@ -135,15 +135,15 @@ class Station:
         self.bridge = Bridge()
         self.tally = _RunTally()
         self.layout = wafer_layout(cfg)
+        self.judge: Judge
         if ensemble is not None:
-            self.tap: TappedEnsemble | None = TappedEnsemble(ensemble)
-            self.judge: Any = Inspection(cfg, self.tap, cfg_hash, base_dir)  # type: ignore[arg-type]
+            self.judge = Inspection(cfg, ensemble, cfg_hash, base_dir)
             self.model_set_version = ensemble.version
             self.class_names = tuple(ensemble.class_names)
         else:
-            self.tap = None
-            self.judge = NotInspected(f"not inspected: {note or 'no model loaded'}", cfg_hash)
-            self.model_set_version = self.judge.model_set_version
+            no_model = NotInspected(f"not inspected: {note or 'no model loaded'}", cfg_hash)
+            self.judge = no_model
+            self.model_set_version = no_model.model_set_version
             self.class_names = tuple(cfg.models[0].class_names)
         self.tracker = WaferTracker(cfg) if self.layout is not None else None
         # MES outputs are checked now (env vars, CA files, optional packages): a bad one fails
@@ -235,8 +235,7 @@ class Station:
         self.pipeline = Pipeline(
             self.sources, self.judge, config_hash=self.config_hash, model_set_version=self.model_set_version,
             mode=cfg.flow.mode, queue_size=cfg.flow.queue_size, batch_size=cfg.flow.batch_size,
-            sinks=[self.tally, self.store, self.bridge], tap=self.tap, wafer_tracker=self.tracker,
-            on_wafer=[self.tally.add_wafer, self.store.record_wafer], metrics=self.metrics,
+            sinks=[self.tally, self.store, self.bridge], wafer_tracker=self.tracker, metrics=self.metrics,
             frame_id_prefix=f"{self.run_id}/")
         self.pipeline.start(max_frames)
         return self

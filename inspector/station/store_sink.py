@@ -26,9 +26,10 @@ from typing import Any
 from inspector.core.decision import Decision, Verdict
 from inspector.core.frame import Frame
 from inspector.mes import outbox
+from inspector.mes.hub import MesHub
 from inspector.station.inspection import WaferSummary
+from inspector.station.judgement import FrameResult
 from inspector.station.metrics import Metrics
-from inspector.station.pipeline import FrameResult
 from inspector.store import queries
 from inspector.store.db import open_db
 from inspector.store.writer import DecisionRecord, StoreWriter
@@ -59,7 +60,7 @@ def wafer_payload(summary: WaferSummary, run_id: str, config_hash: str, model_se
 
 
 class StoreSink:
-    """A ``DecisionSink`` (and ``ResultSink``) that records into the decision store.
+    """A ``ResultSink`` (:mod:`inspector.station.sinks`) that records into the decision store.
 
     ``store_images``: ``all``; ``flagged`` (fail, review and error: a frame someone must look at
     keeps its evidence); ``none``. ``critical``: the pipeline stops taking frames when this sink
@@ -71,7 +72,7 @@ class StoreSink:
 
     def __init__(self, writer: StoreWriter, run_id: str, class_names: Sequence[str], *,
                  store_images: str = "all", metrics: Metrics | None = None, actor: str = "station",
-                 on_ack: Callable[[str], None] | None = None, mes: Any = None) -> None:
+                 on_ack: Callable[[str], None] | None = None, mes: MesHub | None = None) -> None:
         if store_images not in STORE_IMAGES:
             raise ValueError(f"store_images must be one of {', '.join(STORE_IMAGES)}, got {store_images!r}")
         self.writer = writer
@@ -81,7 +82,7 @@ class StoreSink:
         self.metrics = metrics
         self.actor = actor
         self.on_ack = on_ack
-        # inspector.mes.hub.MesHub (or None): its drafts ride in each record's transaction (the outbox).
+        # Its drafts ride in each record's transaction (the outbox).
         self.mes = mes
         self._lock = threading.Lock()
         self._pending: dict[str, Future] = {}
@@ -114,7 +115,7 @@ class StoreSink:
         # A run that crashed before judging its last wafer left that wafer without its MES
         # messages; queue them now (inspector.station.wafer_recovery). A failure here is reported
         # and retried at the next start; it must not keep this run from recording.
-        if self.mes is None or not getattr(self.mes, "wafer_level", False):
+        if self.mes is None or not self.mes.wafer_level:
             return
         from inspector.station.wafer_recovery import recover_wafers
 
@@ -132,9 +133,6 @@ class StoreSink:
         self.writer.record_run_end(self.run_id).result(timeout)
 
     # --- per frame ----------------------------------------------------------------------------
-    def accept(self, frame: Frame, decision: Decision) -> None:
-        self.accept_result(FrameResult(frame, decision))
-
     def accept_result(self, result: FrameResult) -> Future:
         """Submit one record (blocks while the writer's queue is full: back-pressure)."""
         f, d = result.frame, result.decision
@@ -201,7 +199,7 @@ class StoreSink:
         self.writer.flush(timeout)
 
     # --- wafers -------------------------------------------------------------------------------
-    def record_wafer(self, summary: WaferSummary) -> Future:
+    def accept_wafer(self, summary: WaferSummary) -> Future:
         """Audit one wafer result after its dies are committed; the future gives the audit seq."""
         payload = wafer_payload(summary, self.run_id, self._config_hash, self._model_set_version)
         self._queue_wafer_messages(summary)

@@ -18,7 +18,6 @@ import logging
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 
@@ -27,6 +26,7 @@ from inspector.core.decision import Decision, Reason, Verdict
 from inspector.core.detections import Detections
 from inspector.core.frame import Frame
 from inspector.mes import outbox
+from inspector.mes.hub import MesHub
 from inspector.station.inspection import WaferTracker
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,8 @@ def _run_config(conn: sqlite3.Connection, config_hash: str | None, current: Stat
         return current
 
 
-def recover_wafers(conn: sqlite3.Connection, hub: Any, station_id: str, current_run: str) -> list[tuple[str, str, str]]:
+def recover_wafers(conn: sqlite3.Connection, hub: MesHub | None, station_id: str,
+                   current_run: str) -> list[tuple[str, str, str]]:
     """Queue the wafer-level messages of every unmarked wafer of a crashed run (call inside a
     transaction: the messages and their marks commit together); returns the (run, lot, wafer) queued."""
     if hub is None or not hub.wafer_level or hub.cfg.wafer is None:

@@ -15,6 +15,7 @@ from inspector.mes import outbox
 from inspector.mes.hub import MesHub
 from inspector.mes.klarf import parse_klarf
 from inspector.runtime.ensemble import Ensemble, Member
+from inspector.station.judgement import FrameResult
 from inspector.station.rules_builder import wafer_layout
 from inspector.station.station import Station
 from inspector.station.store_sink import StoreSink
@@ -66,7 +67,7 @@ def crashed_run(cfg, data, dies) -> int:
                            Detections([[2, 2, 10, 6]], [0.9], [1]), "ms-1", chash, t0 + timedelta(seconds=i))
         else:
             dec = Decision(fid, Verdict.PASS, (), Detections.empty(), "ms-1", chash, t0 + timedelta(seconds=i))
-        sink.accept(frame, dec)
+        sink.accept_result(FrameResult(frame, dec))
     sink.flush()
     sink.close()  # ... and the process is gone: no wafer flush, no run end
     return defects

@@ -25,25 +25,27 @@ def test_two_models_fuse_and_record_support():
     b = Fixed([[12, 11, 51, 49]], [0.8], [0])
     ens = Ensemble([member("a", a), member("b", b)], "wbf", {"iou_thr": 0.5, "skip_box_thr": 0.0,
                                                                 "conf_type": "avg", "k": 2})
-    (res,) = ens.detect([np.zeros((200, 200, 3), np.uint8)])
+    batch = ens.detect([np.zeros((200, 200, 3), np.uint8)])
+    (res,) = batch.results
     assert len(res.per_model) == 2 and res.per_model[1].model_index.tolist() == [1]
     by_class = {int(c): int(s) for c, s in zip(res.fused.class_id, res.fused.support)}
     assert by_class == {0: 0b11, 1: 0b01}
-    assert set(ens.last_timings) == {"detect_ms", "fusion_ms"}
+    assert set(batch.timings_ms) == {"detect_ms", "fusion_ms"} and min(batch.timings_ms.values()) >= 0
+    assert not hasattr(ens, "last_timings")  # the timings travel with the result, not on the ensemble
 
 
 def test_vote_keeps_only_agreed_boxes():
     a = Fixed([[10, 10, 50, 50], [100, 100, 120, 120]], [0.9, 0.6], [0, 1])
     b = Fixed([[12, 11, 51, 49]], [0.8], [0])
     ens = Ensemble([member("a", a), member("b", b)], "vote", {"k": 2, "iou_thr": 0.5})
-    (res,) = ens.detect([np.zeros((8, 8), np.uint8)])
+    (res,) = ens.detect([np.zeros((8, 8), np.uint8)]).results
     assert res.fused.class_id.tolist() == [0]
 
 
 def test_single_model_passes_through_and_batches():
     a = Fixed([[1, 1, 5, 5]], [0.7], [1])
     ens = Ensemble([member("a", a)])
-    out = ens.detect([np.zeros((8, 8), np.uint8)] * 3)
+    out = ens.detect([np.zeros((8, 8), np.uint8)] * 3).results
     assert len(out) == 3 and all(len(r.fused) == 1 for r in out)
 
 

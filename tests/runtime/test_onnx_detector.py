@@ -209,8 +209,9 @@ def test_grey_and_colour_input_any_size(det: OnnxDetector, scene) -> None:
 
 
 def test_timings_and_model_index(det: OnnxDetector, scene) -> None:
-    det.detect([scene(np.random.default_rng(3), 480, 640)])
-    t = det.last_timings
+    run = det.detect_timed([scene(np.random.default_rng(3), 480, 640)])
+    assert len(run.detections) == 1 and not hasattr(det, "last_timings")  # timings travel with the result
+    t = run.timings_ms
     assert set(t) >= {"preprocess_ms", "inference_ms", "postprocess_ms"}
     assert t["inference_ms"] > 0 and t["preprocess_ms"] > 0 and t["postprocess_ms"] > 0
     det.model_index = 3

@@ -151,13 +151,14 @@ def test_tiles_are_batched_zero_copy_views_across_images() -> None:
     tiled = TiledDetector(inner, tile=TILE, overlap=OVERLAP, batch=5)
     big = draw([(600, 600, 700, 700, 0)])
     small = draw([(5, 5, 9, 9, 1)], 300, 300)
-    out = tiled.detect([big, small, big])
+    run = tiled.detect_timed([big, small, big])
+    out = run.detections
     assert [len(c) for c in inner.calls] == [5, 5, 5, 5, 5]  # 12 + 1 + 12 tiles, in full batches
     assert all(np.shares_memory(v, big) or np.shares_memory(v, small) for c in inner.calls for v in c)
     assert_exactly(out[0], [(600, 600, 700, 700, 0)])
     assert_exactly(out[1], [(5, 5, 9, 9, 1)])
     assert_exactly(out[2], [(600, 600, 700, 700, 0)])
-    assert tiled.last_timings["tiles"] == 25
+    assert run.timings_ms["tiles"] == 25 and run.timings_ms["inference_ms"] == 0.0  # an untimed inner adds none
 
 
 def test_protocol_and_model_index_pass_through() -> None:
@@ -180,6 +181,8 @@ def test_with_the_onnx_detector(yolo_files, scene) -> None:
     tiled = TiledDetector(det, overlap=0.25, batch=4)  # tile defaults to the model input, 320
     assert tiled.tile == 320
     img = scene(np.random.default_rng(7), 700, 1000)
-    out = tiled.detect([img])[0]
-    assert tiled.last_timings["tiles"] == len(tiled.tiles_for(700, 1000)) == 12
+    run = tiled.detect_timed([img])
+    out = run.detections[0]
+    assert run.timings_ms["tiles"] == len(tiled.tiles_for(700, 1000)) == 12
+    assert run.timings_ms["inference_ms"] > 0  # the ONNX detector's own stage times, summed over tiles
     assert np.all(out.xyxy >= 0) and np.all(out.xyxy[:, 2] <= 1000) and np.all(out.xyxy[:, 3] <= 700)

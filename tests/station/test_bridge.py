@@ -12,7 +12,9 @@ from inspector.core.decision import Decision, Verdict
 from inspector.core.detections import Detections
 from inspector.core.frame import Frame
 from inspector.station.bridge import Bridge
-from inspector.station.pipeline import FrameResult, NotInspected, Pipeline
+from inspector.station.inspection import NotInspected
+from inspector.station.judgement import FrameResult
+from inspector.station.pipeline import Pipeline
 
 
 def result(i):

@@ -20,7 +20,7 @@ import pytest
 
 from inspector.core.decision import Decision, Verdict
 from inspector.core.frame import Frame
-from inspector.station.pipeline import FrameResult
+from inspector.station.judgement import FrameResult
 from inspector.station.store_sink import StoreSink
 from inspector.store.writer import StoreWriter
 

@@ -49,7 +49,7 @@ def test_registry_and_file_models_build_one_ensemble(tmp_path):
     ens = build_ensemble(cfg, tmp_path / "reg")
     assert [m.name for m in ens.members] == ["m", "b"] and ens.members[0].sha256 == sha
     assert ens.weights == [1.0, 2.0] and ens.version.startswith("ms-")
-    (res,) = ens.detect([np.zeros((40, 50, 3), np.uint8)])
+    (res,) = ens.detect([np.zeros((40, 50, 3), np.uint8)]).results
     assert len(res.per_model) == 2
 
 

@@ -6,15 +6,15 @@ import threading
 import time
 
 import numpy as np
-import pytest
 
 from inspector.config import default_config_path, load_config, load_config_text
 from inspector.core.decision import Verdict
 from inspector.core.detections import Detections
 from inspector.core.frame import Frame
 from inspector.runtime.ensemble import Ensemble, Member
-from inspector.station.inspection import Inspection, WaferTracker
-from inspector.station.pipeline import FrameQueue, NotInspected, Pipeline, QueueClosed, TappedEnsemble
+from inspector.station.inspection import Inspection, NotInspected, WaferTracker
+from inspector.station.pipeline import Pipeline
+from inspector.station.sinks import DecisionSinkAdapter
 
 NAMES = ("scratch", "particle")
 CONFIG = """
@@ -85,8 +85,11 @@ class Gated(Fixed):
         return super().detect(images)
 
 
-class Collect:
+class Collect(DecisionSinkAdapter):
+    """A plain ``DecisionSink`` (``accept(frame, decision)``), adapted the way a station would."""
+
     def __init__(self):
+        super().__init__(self, "collect")
         self.items, self._lock = [], threading.Lock()
 
     def accept(self, frame, decision):
@@ -98,13 +101,30 @@ class Collect:
         return [f.frame_id for f, _ in self.items]
 
 
+class Results:
+    """A full ``ResultSink``: keeps every result and wafer; ``fail`` makes ``accept_result`` raise."""
+
+    def __init__(self, name="results", critical=False, fail=False):
+        self.name, self.critical, self.fail = name, critical, fail
+        self.results, self.wafers, self.flushed = [], [], 0
+
+    def accept_result(self, result):
+        if self.fail:
+            raise OSError("disk full")
+        self.results.append(result)
+
+    def accept_wafer(self, summary):
+        self.wafers.append(summary)
+
+    def flush(self, timeout=None):
+        self.flushed += 1
+
+
 def make(config, sources, detector, sinks=(), **kw):
     ens = Ensemble([Member("m", "1", "0" * 64, detector)])
-    tap = TappedEnsemble(ens)
     flow = config.flow
-    return Pipeline(sources, Inspection(config, tap, "h"), config_hash="h", model_set_version=ens.version,
-                    mode=flow.mode, queue_size=flow.queue_size, batch_size=flow.batch_size, sinks=sinks, tap=tap,
-                    **kw)
+    return Pipeline(sources, Inspection(config, ens, "h"), config_hash="h", model_set_version=ens.version,
+                    mode=flow.mode, queue_size=flow.queue_size, batch_size=flow.batch_size, sinks=sinks, **kw)
 
 
 def wait_until(cond, timeout=5.0):
@@ -112,31 +132,6 @@ def wait_until(cond, timeout=5.0):
     while not cond():
         assert time.monotonic() < t, "condition not reached in time"
         time.sleep(0.005)
-
-
-# --- the queue ----------------------------------------------------------------------------------
-
-
-def test_queue_blocks_drops_oldest_and_closes():
-    q = FrameQueue(2, "q")
-    q.put(1)
-    q.put(2)
-    assert q.put_latest(3) == 1 and q.get_batch(5) == [2, 3]
-    q.put(4)
-    q.put(5)
-    t = threading.Thread(target=q.put, args=(6,))
-    t.start()
-    time.sleep(0.05)
-    assert t.is_alive()  # full: the producer waits
-    assert q.get_batch(1) == [4]
-    t.join(1)
-    assert not t.is_alive() and len(q) == 2 and q.high_water == 2
-    q.close()
-    with pytest.raises(QueueClosed):
-        q.put(7)
-    assert q.get_batch(5) == [5, 6]  # what was accepted is still handed out
-    with pytest.raises(QueueClosed):
-        q.get_batch(1)
 
 
 # --- inspection: back-pressure, never a loss ----------------------------------------------------
@@ -198,7 +193,7 @@ def test_a_raising_detector_gives_error_decisions_and_the_run_goes_on():
 
 
 class RaisingJudge:
-    def decide(self, frames):
+    def judge(self, frames):
         raise ValueError("rule table corrupt")
 
 
@@ -288,8 +283,59 @@ def test_wafer_tracker_summarises_each_wafer_in_order():
         def frames(self):
             yield from frames
 
-    got = []
-    p = make(demo, [Replay(None)], Fixed(), [], wafer_tracker=WaferTracker(demo), on_wafer=[got.append]).start()
+    sink = Results()
+    p = make(demo, [Replay(None)], Fixed(), [sink], wafer_tracker=WaferTracker(demo)).start()
     assert p.wait(10) and p.stop()
+    got = sink.wafers
     assert [s.wafer for s in got] == ["W1", "W2"] and p.wafers == got
     assert got[0].result.verdict is Verdict.PASS and got[1].result.verdict is Verdict.REVIEW  # W2 misses a die
+
+
+# --- what the sinks get -------------------------------------------------------------------------
+
+
+def test_sinks_get_the_judges_boxes_and_the_rules_time_is_measured():
+    sink = Results()
+    p = make(cfg(queue_size=4, batch_size=2), [ListSource(5)], Fixed(0.9), [sink]).start()
+    assert p.wait(5) and p.stop()
+    assert [r.frame.frame_id for r in sink.results] == [f"src-{i}" for i in range(5)] and sink.flushed == 1
+    for r in sink.results:  # the fused and per-model boxes behind each decision, from the one judgement
+        assert r.decision.verdict is Verdict.FAIL and len(r.fused) == 1
+        assert len(r.per_model) == 1 and r.per_model[0].model_index.tolist() == [0]
+    lat = p.metrics.snapshot()["latency_ms"]
+    assert lat["rules"]["n"] == lat["inference"]["n"] == 3  # batches of 2, 2, 1
+
+
+class Short:
+    """A judge that loses a frame: the batch is recorded as ERROR, never half-judged."""
+
+    def judge(self, frames):
+        return NotInspected("x", "h").judge(frames[1:])
+
+
+def test_a_judgement_missing_a_frame_gives_error_decisions_for_the_batch():
+    sink = Results()
+    p = Pipeline([ListSource(2)], Short(), config_hash="h", model_set_version="ms-x", batch_size=2,
+                 queue_size=2, sinks=[sink]).start()
+    assert p.wait(5) and p.stop()
+    assert sorted(r.frame.frame_id for r in sink.results) == ["src-0", "src-1"]
+    assert {r.decision.verdict for r in sink.results} == {Verdict.ERROR}
+    assert all(r.fused is None and r.per_model is None for r in sink.results)
+    assert "returned 1 result(s) for 2 frame(s)" in sink.results[0].decision.error
+
+
+def test_a_failing_critical_sink_faults_the_pipeline_and_the_others_still_get_every_result():
+    store, gui = Results("store", critical=True, fail=True), Results("gui")
+    p = make(cfg(queue_size=2), [ListSource(None)], Fixed(), [store, gui]).start()
+    assert p.wait(5)  # the endless capture stopped by itself
+    assert p.stop() is False and p.state == "faulted"
+    assert p.metrics.counter("sink_errors") == p.metrics.counter("accepted") > 0
+    assert len(gui.results) == p.metrics.counter("accepted")
+    assert any("sink store" in e and "disk full" in e for e in p.metrics.snapshot()["errors"])
+
+
+def test_a_failing_non_critical_sink_does_not_stop_the_run():
+    bad, good = Results("gui", fail=True), Results("store")
+    p = make(cfg(queue_size=2), [ListSource(4)], Fixed(), [bad, good]).start()
+    assert p.wait(5) and p.stop() is True
+    assert len(good.results) == 4 and p.metrics.counter("sink_errors") == 4
