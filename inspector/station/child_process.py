@@ -33,7 +33,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
@@ -45,6 +45,7 @@ from inspector.config.schema import StationConfig
 from inspector.core.detections import Detections
 from inspector.core.frame import Frame
 from inspector.station.bridge import LiveFrame
+from inspector.util.logs import add_log_file, current_level, setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +233,9 @@ class StationSpec:
     max_frames: int | None = None
     nice: int = CHILD_NICE
     ensemble_factory: str | None = None
+    # A spawned child starts with no logging: it takes the parent's stderr level and logs to the
+    # data folder's file like `inspector run`, so what the station chose (providers) is on record.
+    log_level: str = field(default_factory=current_level)
 
     def build(self) -> Any:
         """The station (in the child)."""
@@ -271,6 +275,11 @@ def _lower_priority(increment: int) -> None:
 def child_main(spec: StationSpec, conn: Connection, slot_name: str) -> None:
     """Entry point of the station process (``spawn``): build, run, obey commands, stop, report."""
     _lower_priority(spec.nice)
+    setup_logging(spec.log_level)
+    try:
+        add_log_file(spec.data_dir, "debug" if spec.log_level == "debug" else "info")
+    except OSError as e:
+        log.warning("station process: no log file in %s: %s", spec.data_dir, e)
     # Ctrl-C in the terminal reaches the whole process group: the GUI decides, and sends "stop".
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     terminate = threading.Event()

@@ -238,6 +238,9 @@ class Station:
             sinks=[self.tally, self.store, self.bridge], wafer_tracker=self.tracker, metrics=self.metrics,
             frame_id_prefix=f"{self.run_id}/")
         self.pipeline.start(max_frames)
+        log.info("station %s: run %s started (%s flow, models %s, config %s, store %s)", cfg.station.id, self.run_id,
+                 cfg.flow.mode, ", ".join(f"{m.name}@{m.version}" for m in members) or "none",
+                 self.config_hash[:12], self.db_path)
         return self
 
     def _warmup(self) -> None:
@@ -299,6 +302,9 @@ class Station:
             self.bridge.close()
             self._complete = complete
             self._write_summary()
+            log.log(logging.INFO if complete else logging.WARNING, "station %s: run %s stopped (%s)",
+                    self.cfg.station.id, self.run_id, "complete" if complete else
+                    "INCOMPLETE: frames not inspected or not acknowledged by the store")
             return complete
 
     @property

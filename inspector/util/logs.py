@@ -71,3 +71,12 @@ def add_log_file(data_dir: str | Path, level: str | None = None) -> Path:
     root.addHandler(h)
     root.setLevel(min(root.level if root.level != logging.NOTSET else logging.WARNING, lvl))
     return path
+
+
+def current_level() -> str:
+    """The level this process shows on stderr (what ``setup_logging`` set), for child processes to
+    use the same; ``$INSPECTOR_LOG_LEVEL`` or warning when nothing was set up."""
+    for h in logging.getLogger().handlers:
+        if getattr(h, _MARK, None) == "stderr":
+            return logging.getLevelName(h.level).lower()
+    return os.environ.get("INSPECTOR_LOG_LEVEL", "warning")

@@ -114,6 +114,13 @@ def test_frames_commands_and_a_clean_stop(procs, spec, tmp_path):
     assert p.latest() is None and not p.request_stop()  # closed: no shared memory, no pipe
 
 
+def test_the_child_logs_to_the_data_folder_at_the_parents_level(procs, spec, tmp_path):
+    p = _start(procs, spec(max_frames=3, log_level="info"))
+    _until(p, lambda: p.state == "stopped")
+    text = (tmp_path / "data" / "logs" / "inspector.log").read_text(encoding="utf-8")
+    assert "started (" in text and f"run {p.summary()['run_id']} stopped (complete)" in text
+
+
 def test_the_line_ending_by_itself_reports_stopped(procs, spec):
     p = _start(procs, spec(max_frames=7))
     _until(p, lambda: p.exitcode is not None)
