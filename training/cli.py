@@ -58,10 +58,8 @@ def synth(out: Path, images: int, seed: int, die_px: int, val_fraction: float, w
 
     if out.exists() and any(out.iterdir()):
         click.echo(f"note: {out} is not empty; files with the same names are overwritten", err=True)
-    # write_yolo_dataset reports nothing itself yet: the stage says when it starts and ends.
-    with progress.stage("synth", total=images, unit="img") as stage:
-        summary = write_yolo_dataset(out, images, seed, die_px=die_px, val_fraction=val_fraction, workers=workers)
-        stage.update(done=images)
+    summary = write_yolo_dataset(out, images, seed, die_px=die_px, val_fraction=val_fraction, workers=workers,
+                                 progress=progress)
     if as_json:
         click.echo(json.dumps(summary, sort_keys=True, default=str))
         return

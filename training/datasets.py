@@ -16,18 +16,8 @@ Written layout (``write_yolo``)::
                                             content hash
     issues.txt                               one line per excluded label or image: "file:line: message"
 
-Content hash (``dataset_content_hash``; ``manifest.json`` ``content_hash``): the sha256, written
-``sha256:<hex>``, of this UTF-8 text::
-
-    inspector-dataset-v1\\n
-    names\\t<json.dumps(list of class names)>\\n
-    then, for every image under images/<split>/, sorted by (split, relative path):
-    <split>\\t<image path relative to the dataset root, '/' separated>\\t<sha256 hex of the image
-    file's bytes>\\t<sha256 hex of the label file's bytes (of b"" when there is none)>\\n
-
-It covers exactly what a training run reads (pixels, labels, split membership, class names) and
-nothing else: not ``data.yaml`` (its ``path`` is absolute), not the manifest, not ultralytics'
-``labels/*.cache`` files. Hard-linked and copied datasets have the same hash.
+Content hash (``dataset_content_hash``; ``manifest.json`` ``content_hash``): the one dataset hash,
+defined and computed by :func:`training.yolo.content_hash` (the module that owns the YOLO format).
 
 The split (``split_by_group``) assigns whole groups (lot / wafer, board, camera / day, a cluster
 of near-duplicate photos), never single frames: groups are ordered by ``sha256(f"{seed}:{group}")``
@@ -44,7 +34,7 @@ import json
 import os
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -52,11 +42,11 @@ from typing import Any, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-SPLITS = ("train", "val", "test")
-HASH_VERSION = "inspector-dataset-v1"
-# Image suffixes ultralytics trains on (its IMG_FORMATS, lower case, without the video formats).
-IMAGE_SUFFIXES = frozenset({".avif", ".bmp", ".dng", ".heic", ".heif", ".jp2", ".jpeg", ".jpg", ".mpo", ".png",
-                            ".tif", ".tiff", ".webp"})
+from inspector.util.progress import NO_PROGRESS, Progress
+from training.yolo import (HASH_VERSION, IMAGE_SUFFIXES, SPLITS, BadLine, DatasetError, content_hash, file_sha256,
+                           format_label_line, image_size, images_under, parse_label_text, read_data_yaml,
+                           read_label_text, write_data_yaml)
+
 COPY_MODES = ("link", "copy")
 _PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 3]
 _WRITTEN = ("images", "labels", "coco", "data.yaml", "manifest.json", "issues.txt")
@@ -137,10 +127,7 @@ class Sample:
     def yolo_lines(self) -> list[str]:
         """Label lines ``cls cx cy w h`` normalised to [0, 1], 6 decimals."""
         w, h = float(self.width), float(self.height)
-        out = []
-        for (x0, y0, x1, y1), c in zip(self.xyxy.tolist(), self.class_id.tolist()):
-            out.append(f"{c} {(x0 + x1) / 2 / w:.6f} {(y0 + y1) / 2 / h:.6f} {(x1 - x0) / w:.6f} {(y1 - y0) / h:.6f}")
-        return out
+        return [format_label_line(c, box, w, h) for box, c in zip(self.xyxy.tolist(), self.class_id.tolist())]
 
     def load_image(self) -> np.ndarray:
         """The pixels (reads the file for path images)."""
@@ -254,45 +241,9 @@ def split_by_group(samples: Sequence[Sample], val_fraction: float, seed: int,
 # ---------------------------------------------------------------- writing
 
 
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while b := f.read(chunk):
-            h.update(b)
-    return h.hexdigest()
-
-
-def _read_names(root: Path) -> list[str]:
-    import yaml
-
-    data = yaml.safe_load((root / "data.yaml").read_text())
-    names = data.get("names")
-    if isinstance(names, dict):
-        return [str(names[k]) for k in sorted(names, key=int)]
-    return [str(n) for n in names or []]
-
-
 def dataset_content_hash(root: Path, names: Sequence[str] | None = None) -> str:
-    """The content hash (see the module docstring) of the YOLO dataset at ``root``.
-
-    ``names`` defaults to those in ``root/data.yaml``. Returns ``"sha256:<hex>"``.
-    """
-    root = Path(root)
-    names = list(names) if names is not None else _read_names(root)
-    h = hashlib.sha256()
-    h.update(f"{HASH_VERSION}\nnames\t{json.dumps(names)}\n".encode())
-    images = root / "images"
-    rows = []
-    for split_dir in sorted(p for p in images.iterdir() if p.is_dir()) if images.is_dir() else []:
-        for img in split_dir.rglob("*"):
-            if img.suffix.lower() in IMAGE_SUFFIXES and img.is_file():
-                rel = img.relative_to(root)
-                lab = root / "labels" / rel.relative_to("images").with_suffix(".txt")
-                lab_hash = hashlib.sha256(lab.read_bytes() if lab.is_file() else b"").hexdigest()
-                rows.append((split_dir.name, rel.as_posix(), img, lab_hash))
-    for split, rel, img, lab_hash in sorted(rows, key=lambda r: (r[0], r[1])):
-        h.update(f"{split}\t{rel}\t{file_sha256(img)}\t{lab_hash}\n".encode())
-    return "sha256:" + h.hexdigest()
+    """The content hash of the YOLO dataset at ``root`` (``"sha256:<hex>"``; see :mod:`training.yolo`)."""
+    return content_hash(root, names)
 
 
 def _place(src: Path, dst: Path, copy_mode: str) -> str:
@@ -311,17 +262,6 @@ def _place(src: Path, dst: Path, copy_mode: str) -> str:
     return "copy"
 
 
-def write_data_yaml(out: Path, names: Sequence[str], splits: Iterable[str]) -> Path:
-    """``data.yaml``; ``path`` is absolute (ultralytics resolves a relative one against its own
-    datasets folder, not against the yaml file)."""
-    body = [f"path: {json.dumps(str(Path(out).resolve()))}"]
-    body += [f"{sp}: images/{sp}" for sp in SPLITS if sp in set(splits)]
-    body += [f"nc: {len(names)}", "names:"] + [f"  {i}: {json.dumps(n)}" for i, n in enumerate(names)]
-    p = Path(out) / "data.yaml"
-    p.write_text("\n".join(body) + "\n")
-    return p
-
-
 def _check_boxes(s: Sample) -> None:
     if not len(s.xyxy):
         return
@@ -335,7 +275,7 @@ def _check_boxes(s: Sample) -> None:
 
 def write_yolo(build: DatasetBuild, out: Path, splits: Mapping[str, Sequence[Sample]], *, copy_mode: str = "link",
                split_rule: Mapping[str, Any] | None = None, overwrite: bool = False,
-               progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+               progress: Progress = NO_PROGRESS) -> dict[str, Any]:
     """Write ``splits`` (from :func:`split_by_group`) of ``build`` as a YOLO dataset at ``out``.
 
     copy_mode ``link`` hard-links source image files (symlink across file systems; a copy if
@@ -364,11 +304,10 @@ def write_yolo(build: DatasetBuild, out: Path, splits: Mapping[str, Sequence[Sam
         (out / "labels" / sp).mkdir(parents=True, exist_ok=True)
 
     total = sum(len(splits[sp]) for sp in split_names)
-    done = 0
     placed: Counter[str] = Counter()
     seen: set[str] = set()
-    for sp in split_names:
-        for s in splits[sp]:
+    with progress.stage("write dataset", total=total, unit="img") as stage:
+        for sp, s in ((sp, s) for sp in split_names for s in splits[sp]):
             if s.name in seen:
                 raise ValueError(f"sample {s.name!r} appears twice in the splits")
             seen.add(s.name)
@@ -386,15 +325,13 @@ def write_yolo(build: DatasetBuild, out: Path, splits: Mapping[str, Sequence[Sam
                 placed["png"] += 1
             lines = s.yolo_lines()
             (out / "labels" / sp / f"{s.name}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
-            done += 1
-            if progress is not None:
-                progress(done, total)
+            stage.advance()
 
     write_data_yaml(out, build.class_names, split_names)
     issues_path = out / "issues.txt"
     head = [f"# {len(build.issues)} excluded label(s) or image(s); format: file:line: message"]
     issues_path.write_text("\n".join(head + [str(i) for i in build.issues]) + "\n")
-    content_hash = dataset_content_hash(out, build.class_names)
+    chash = dataset_content_hash(out, build.class_names)
     rule = dict(split_rule if split_rule is not None else getattr(splits, "rule", {}) or {})
     rule["group_rule"] = build.group_rule
     manifest: dict[str, Any] = {
@@ -411,28 +348,15 @@ def write_yolo(build: DatasetBuild, out: Path, splits: Mapping[str, Sequence[Sam
         "issues_file": "issues.txt",
         "notes": list(build.notes),
         "files": dict(sorted(placed.items())),
-        "content_hash": content_hash,
+        "content_hash": chash,
         "content_hash_rule": f"{HASH_VERSION}: sha256 over names, then sorted (split, image path, image sha256, "
-                             "label sha256); see training/datasets.py",
+                             "label sha256); see training/yolo.py",
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
 # ---------------------------------------------------------------- COCO export
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) as ``cv2.imread`` would return it (EXIF orientation applied), from the header."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        w, h = im.size
-        try:
-            orientation = im.getexif().get(0x0112, 1)
-        except Exception:  # noqa: BLE001 - a broken EXIF block must not hide the size
-            orientation = 1
-    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 
 def export_coco(yolo_dataset_dir: Path, out_json: Path, split: str) -> dict[str, Any]:
@@ -445,24 +369,22 @@ def export_coco(yolo_dataset_dir: Path, out_json: Path, split: str) -> dict[str,
     - ``categories``: ``id`` = YOLO class index + 1 (COCO ids are 1-based), ``name``, ``supercategory`` "".
     """
     root = Path(yolo_dataset_dir)
-    names = _read_names(root)
+    names = list(read_data_yaml(root / "data.yaml").names or [])
     img_dir = root / "images" / split
     if not img_dir.is_dir():
         raise FileNotFoundError(f"no split {split!r} in {root} (missing {img_dir})")
     images, annotations = [], []
-    files = sorted(p for p in img_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    for image_id, img in enumerate(files, start=1):
+    for image_id, img in enumerate(images_under(img_dir), start=1):
         w, h = image_size(img)
         rel = img.relative_to(img_dir)
         images.append({"id": image_id, "file_name": rel.as_posix(), "width": w, "height": h})
         lab = root / "labels" / split / rel.with_suffix(".txt")
         if not lab.is_file():
             continue
-        for line in lab.read_text().splitlines():
-            parts = line.split()
-            if not parts:
-                continue
-            c, cx, cy, bw, bh = int(float(parts[0])), *map(float, parts[1:5])
+        for item in parse_label_text(read_label_text(lab), len(names)):
+            if isinstance(item, BadLine):
+                raise DatasetError(f"{lab}:{item.line}: {item.message}")
+            c, (cx, cy, bw, bh) = item.class_id, item.box
             x, y, ww, hh = (cx - bw / 2) * w, (cy - bh / 2) * h, bw * w, bh * h
             annotations.append({
                 "id": len(annotations) + 1, "image_id": image_id, "category_id": c + 1,

@@ -35,6 +35,9 @@ from typing import Any
 import numpy as np
 
 from inspector.runtime.model_artifact import load_manifest, sha256_file, write_manifest
+from inspector.util.progress import NO_PROGRESS, Progress, Stage
+from training.metrics import evaluate_detections
+from training.yolo import DatasetError, read_yolo_split, yolo_split
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +71,8 @@ class TensorRTUnavailable(ExportError):
 # ================================================================================================
 # ONNX
 # ================================================================================================
-def _checkpoint_info(model: Any) -> tuple[tuple[str, ...], int | None]:
+def checkpoint_info(model: Any) -> tuple[tuple[str, ...], int | None]:
+    """(class names, training image size or None) recorded in a loaded ultralytics model."""
     names = model.names
     names = tuple(str(names[k]) for k in sorted(names)) if isinstance(names, dict) else tuple(map(str, names))
     imgsz = None
@@ -88,7 +92,7 @@ def checkpoint_imgsz(pt_path: Path | str) -> int | None:
     from training import ultralytics_env  # noqa: F401
     from ultralytics import YOLO
 
-    return _checkpoint_info(YOLO(str(pt_path), task="detect"))[1]
+    return checkpoint_info(YOLO(str(pt_path), task="detect"))[1]
 
 
 def export_onnx(
@@ -102,6 +106,7 @@ def export_onnx(
     name: str | None = None,
     version: str = "0",
     stem: str | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> Path:
     """Export ``pt_path`` to ``out_dir/<stem>.onnx`` with its manifest; return the ONNX path.
 
@@ -121,17 +126,18 @@ def export_onnx(
     model = YOLO(str(pt), task="detect")
     if model.task != "detect":
         raise ExportError(f"{pt} is a {model.task!r} model; the station runs detect models only")
-    class_names, ck_imgsz = _checkpoint_info(model)
+    class_names, ck_imgsz = checkpoint_info(model)
     imgsz = int(imgsz or ck_imgsz or 640)
     if imgsz % 32:
         raise ExportError(f"imgsz {imgsz} must be a multiple of 32")
     stem = stem or pt.stem
     # The exporter writes next to `pt_path`; point that at out_dir so the source folder stays untouched.
     model.model.pt_path = str(out / f"{stem}.pt")
-    with warnings.catch_warnings():  # torch's exporter warns about its own internals
-        warnings.simplefilter("ignore")
+    with progress.stage("export onnx", total=1, unit="model") as stage, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's exporter warns about its own internals
         f = Path(model.export(format="onnx", imgsz=imgsz, dynamic=dynamic, simplify=simplify, opset=opset,
                               nms=False, batch=1, device="cpu", verbose=False))
+        stage.advance()
     if f.resolve().parent != out.resolve():
         target = out / f"{stem}.onnx"
         shutil.move(str(f), target)
@@ -247,11 +253,13 @@ def head_nodes(model: Any, policy: str = "decode") -> list[str]:
 class _LetterboxReader:
     """``CalibrationDataReader``: dataset images letterboxed by the station's ``Preprocessor``."""
 
-    def __init__(self, images: Sequence[Path], input_name: str, imgsz: tuple[int, int]) -> None:
+    def __init__(self, images: Sequence[Path], input_name: str, imgsz: tuple[int, int],
+                 stage: Stage | None = None) -> None:
         from inspector.runtime.preprocess import Preprocessor
 
         self.images, self.input_name = list(images), input_name
         self.pre = Preprocessor(imgsz)
+        self.stage = stage  # counts the images handed to the calibrator
         self._it: Iterator[Path] = iter(self.images)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
@@ -263,6 +271,8 @@ class _LetterboxReader:
                 log.warning("calibration: cannot read %s; skipped", path)
                 continue
             x, _ = self.pre([img])
+            if self.stage is not None:
+                self.stage.advance()
             return {self.input_name: x.copy()}  # the preprocessor reuses its buffer
         return None
 
@@ -274,8 +284,6 @@ class _LetterboxReader:
 
 
 def _calibration_images(dataset: Path | str, n: int, split: str) -> list[Path]:
-    from training.evaluate import DatasetError, yolo_split
-
     try:
         images = yolo_split(dataset, split).images
     except DatasetError:
@@ -298,6 +306,7 @@ def quantize_int8(
     exclude: str = "decode",
     per_channel: bool = True,
     reduce_range: bool | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> Path:
     """Statically quantize an FP32 ONNX export to INT8 (QDQ); return the INT8 path (with its manifest).
 
@@ -335,16 +344,18 @@ def quantize_int8(
                         type(e).__name__, e)
             model_in = src
         excluded = head_nodes(onnx.load(str(model_in)), exclude)
-        reader = _LetterboxReader(images, in_name, manifest.imgsz)
         t0 = time.perf_counter()
-        quantize_static(
-            str(model_in), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
-            reduce_range=bool(reduce_range), activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            nodes_to_exclude=excluded,
-            calibrate_method={"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}[method],
-            calibration_providers=["CPUExecutionProvider"],
-            extra_options={"CalibTensorRangeSymmetric": False},
-        )
+        with progress.stage("int8 calibration", total=len(images), unit="img") as stage:
+            reader = _LetterboxReader(images, in_name, manifest.imgsz, stage)
+            quantize_static(
+                str(model_in), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                reduce_range=bool(reduce_range), activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                nodes_to_exclude=excluded,
+                calibrate_method={"minmax": CalibrationMethod.MinMax,
+                                  "percentile": CalibrationMethod.Percentile}[method],
+                calibration_providers=["CPUExecutionProvider"],
+                extra_options={"CalibTensorRangeSymmetric": False},
+            )
         seconds = time.perf_counter() - t0
     # The station reads class names and imgsz from the model's own metadata: carry them over.
     q = onnx.load(str(out))
@@ -410,13 +421,13 @@ def int8_gate(
     conf: float = 0.001,
     nms_iou: float = 0.7,
     threads: int | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> Int8GateResult:
     """Evaluate both models through the station runtime (``OnnxDetector``) on the same images, one
     image at a time and interleaved (FP32, INT8, FP32, ...) so load changes hit both alike."""
     import cv2
 
     from inspector.runtime.onnx_detector import OnnxDetector
-    from training.evaluate import evaluate_detections, read_yolo_split
 
     images, truths, names = read_yolo_split(dataset, split)
     if max_images:
@@ -429,15 +440,18 @@ def int8_gate(
     preds: dict[str, list] = {"fp32": [], "int8": []}
     total: dict[str, list[float]] = {"fp32": [], "int8": []}
     infer: dict[str, list[float]] = {"fp32": [], "int8": []}
-    for i, path in enumerate(images):
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if img is None:
-            raise ExportError(f"cannot read image {path}")
-        for k in (("fp32", "int8") if i % 2 == 0 else ("int8", "fp32")):  # alternate who goes first
-            t = time.perf_counter()
-            preds[k].append(dets[k].detect([img])[0])
-            total[k].append((time.perf_counter() - t) * 1e3)
-            infer[k].append(dets[k].last_timings.get("inference_ms", float("nan")))
+    with progress.stage("int8 gate", total=len(images), unit="img") as stage:
+        for i, path in enumerate(images):
+            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if img is None:
+                raise ExportError(f"cannot read image {path}")
+            for k in (("fp32", "int8") if i % 2 == 0 else ("int8", "fp32")):  # alternate who goes first
+                t = time.perf_counter()
+                run = dets[k].detect_timed([img])
+                total[k].append((time.perf_counter() - t) * 1e3)
+                preds[k].append(run.detections[0])
+                infer[k].append(run.timings_ms.get("inference_ms", float("nan")))
+            stage.advance()
     rep = {k: evaluate_detections(preds[k], truths, names) for k in preds}
     accepted, drop, reason = gate_decision(rep["fp32"].map50, rep["int8"].map50, max_drop_points)
     med = {k: statistics.median(v) for k, v in total.items()}
@@ -453,4 +467,4 @@ def int8_gate(
 
 __all__ = ["export_onnx", "export_tensorrt", "quantize_int8", "int8_gate", "gate_decision", "head_nodes",
            "Int8GateResult", "ExportError", "TensorRTUnavailable", "TENSORRT_MISSING", "ONNX_OPSET",
-           "checkpoint_imgsz", "tensorrt_provider_hint"]
+           "checkpoint_imgsz", "checkpoint_info", "tensorrt_provider_hint"]

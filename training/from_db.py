@@ -65,6 +65,7 @@ from typing import Any
 
 import numpy as np
 
+from inspector.util.progress import NO_PROGRESS, Progress
 from training.datasets import DatasetBuild, LabelIssue, Sample, file_sha256, split_by_group, write_yolo
 from training.importers import BAD_LABEL_POLICIES, TOLERANCE_PX, probe_image
 
@@ -267,7 +268,7 @@ def labels_for_review(conn: sqlite3.Connection, frame: Mapping[str, Any], names:
 
 def read_db(db: Path, *, images_root: Path | None = None, names: Sequence[str] | None = None,
             names_from: str | None = None, group_by: str = "auto", limit: int | None = None,
-            bad_labels: str = "image") -> DbExport:
+            bad_labels: str = "image", progress: Progress = NO_PROGRESS) -> DbExport:
     """Read the confirmed labels of a store into a :class:`DbExport` (see the module docstring).
 
     ``names``: the class names in dataset order (``names_from`` says where they came from, for the
@@ -325,51 +326,53 @@ def read_db(db: Path, *, images_root: Path | None = None, names: Sequence[str] |
         provenance: dict[str, dict[str, Any]] = {}
         used_names: set[str] = set()
         ignored_labels: list[str] = []
-        for f in grouped:
-            rv = f["review"]
-            entries, what, problems, fnotes = labels_for_review(conn, f, names)
-            if fnotes:
-                ignored_labels.append(f"frame {f['id']} review {rv['id']}")
-            image, why = _image_of(f, root)
-            if why:
-                problems.insert(0, why)
-            w, h = int(f["width"]), int(f["height"])
-            bad: list[str] = []
-            xyxy: list[tuple[float, ...]] = []
-            cls: list[int] = []
-            seen: dict[tuple, str] = {}
-            for entry, label in zip(entries, what):
-                got = _validate_label(entry, names, w, h)
-                if isinstance(got, str):
-                    bad.append(f"{label}: {got}")
+        with progress.stage("read reviews", total=len(grouped), unit="frame") as stage:
+            for f in grouped:
+                stage.advance()  # counted when taken up: a frame can be excluded at several points below
+                rv = f["review"]
+                entries, what, problems, fnotes = labels_for_review(conn, f, names)
+                if fnotes:
+                    ignored_labels.append(f"frame {f['id']} review {rv['id']}")
+                image, why = _image_of(f, root)
+                if why:
+                    problems.insert(0, why)
+                w, h = int(f["width"]), int(f["height"])
+                bad: list[str] = []
+                xyxy: list[tuple[float, ...]] = []
+                cls: list[int] = []
+                seen: dict[tuple, str] = {}
+                for entry, label in zip(entries, what):
+                    got = _validate_label(entry, names, w, h)
+                    if isinstance(got, str):
+                        bad.append(f"{label}: {got}")
+                        continue
+                    key = (got[1], *(round(v, 4) for v in got[0]))
+                    if key in seen:
+                        issues.append(_frame_issue(f, f"{label}: duplicate of {seen[key]} (same class and "
+                                                      "coordinates); copy dropped"))
+                        continue
+                    seen[key] = label
+                    xyxy.append(got[0])
+                    cls.append(got[1])
+                issues += [_frame_issue(f, p) for p in problems]
+                issues += [_frame_issue(f, b) for b in bad]
+                if problems:
                     continue
-                key = (got[1], *(round(v, 4) for v in got[0]))
-                if key in seen:
-                    issues.append(_frame_issue(f, f"{label}: duplicate of {seen[key]} (same class and "
-                                                  "coordinates); copy dropped"))
+                if bad and bad_labels == "image":
+                    issues.append(_frame_issue(f, f"frame excluded: {len(bad)} bad label(s) above "
+                                                  "(policy --bad-labels image)"))
                     continue
-                seen[key] = label
-                xyxy.append(got[0])
-                cls.append(got[1])
-            issues += [_frame_issue(f, p) for p in problems]
-            issues += [_frame_issue(f, b) for b in bad]
-            if problems:
-                continue
-            if bad and bad_labels == "image":
-                issues.append(_frame_issue(f, f"frame excluded: {len(bad)} bad label(s) above "
-                                              "(policy --bad-labels image)"))
-                continue
-            name = _sample_name(str(f["id"]), used_names)
-            samples.append(Sample(image=image, xyxy=np.array(xyxy, dtype=np.float64).reshape(-1, 4),
-                                  class_id=np.array(cls, dtype=np.int64), width=w, height=h, group=f["group"],
-                                  source="inspector-db", origin=f"review {rv['id']}", name=name))
-            provenance[name] = {
-                "frame_id": f["id"], "review_id": int(rv["id"]), "reviewer": rv["user"], "action": rv["action"],
-                "review_t": rv["t"], "review_verdict": rv["verdict"], "note": rv["note"],
-                "superseded_reviews": list(f["superseded"]), "station_verdict": f["verdict"],
-                "image_sha256": f["image_sha256"], "group": f["group"], "boxes": len(cls),
-                "label_source": "kept detections" if rv["action"] == "accept" else "review labels",
-            }
+                name = _sample_name(str(f["id"]), used_names)
+                samples.append(Sample(image=image, xyxy=np.array(xyxy, dtype=np.float64).reshape(-1, 4),
+                                      class_id=np.array(cls, dtype=np.int64), width=w, height=h, group=f["group"],
+                                      source="inspector-db", origin=f"review {rv['id']}", name=name))
+                provenance[name] = {
+                    "frame_id": f["id"], "review_id": int(rv["id"]), "reviewer": rv["user"], "action": rv["action"],
+                    "review_t": rv["t"], "review_verdict": rv["verdict"], "note": rv["note"],
+                    "superseded_reviews": list(f["superseded"]), "station_verdict": f["verdict"],
+                    "image_sha256": f["image_sha256"], "group": f["group"], "boxes": len(cls),
+                    "label_source": "kept detections" if rv["action"] == "accept" else "review labels",
+                }
         if ignored_labels:
             notes.append(f"{len(ignored_labels)} accept review(s) carry labels, ignored (accept exports the kept "
                          f"detections): {', '.join(ignored_labels[:5])}{' ...' if len(ignored_labels) > 5 else ''}")
@@ -458,7 +461,8 @@ def write_provenance(out: Path, splits: Mapping[str, Sequence[Sample]],
 
 
 def write_db_dataset(export: DbExport, out: Path, splits: Mapping[str, Sequence[Sample]], *,
-                     copy_mode: str = "copy", overwrite: bool = False) -> dict[str, Any]:
+                     copy_mode: str = "copy", overwrite: bool = False,
+                     progress: Progress = NO_PROGRESS) -> dict[str, Any]:
     """Write a :class:`DbExport` as a YOLO dataset with ``provenance.jsonl``; returns the manifest.
 
     copy_mode defaults to ``copy``: a hard link into the image store would let an edit of the
@@ -467,7 +471,7 @@ def write_db_dataset(export: DbExport, out: Path, splits: Mapping[str, Sequence[
     out = Path(out)
     if overwrite:
         (out / PROVENANCE_FILE).unlink(missing_ok=True)  # write_yolo only clears the files it writes
-    manifest = write_yolo(export.build, out, splits, copy_mode=copy_mode, overwrite=overwrite)
+    manifest = write_yolo(export.build, out, splits, copy_mode=copy_mode, overwrite=overwrite, progress=progress)
     _, sha, n = write_provenance(out, splits, export.provenance)
     manifest["provenance"] = {"file": PROVENANCE_FILE, "sha256": sha, "records": n}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -477,14 +481,15 @@ def write_db_dataset(export: DbExport, out: Path, splits: Mapping[str, Sequence[
 def export_from_db(db: Path, out: Path, *, images_root: Path | None = None, names: Sequence[str] | None = None,
                    names_from: str | None = None, group_by: str = "auto", val_fraction: float = 0.2,
                    test_fraction: float = 0.0, seed: int = 0, limit: int | None = None, bad_labels: str = "image",
-                   copy_mode: str = "copy", overwrite: bool = False) -> tuple[DbExport, dict[str, Any]]:
+                   copy_mode: str = "copy", overwrite: bool = False, progress: Progress = NO_PROGRESS
+                   ) -> tuple[DbExport, dict[str, Any]]:
     """Read, split by group and write in one call; returns (the export, the manifest)."""
     export = read_db(db, images_root=images_root, names=names, names_from=names_from, group_by=group_by,
-                     limit=limit, bad_labels=bad_labels)
+                     limit=limit, bad_labels=bad_labels, progress=progress)
     if not export.build.samples:
         raise ValueError(f"{db}: no confirmed frame could be exported ({len(export.build.issues)} issue(s))")
     splits = split_by_group(export.build.samples, val_fraction, seed, test_fraction)
-    return export, write_db_dataset(export, out, splits, copy_mode=copy_mode, overwrite=overwrite)
+    return export, write_db_dataset(export, out, splits, copy_mode=copy_mode, overwrite=overwrite, progress=progress)
 
 
 __all__ = [

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from inspector.core.detections import Detections
+from inspector.core.ports import TimedDetections
 from training import ultralytics_env  # noqa: F401  (offline settings before ultralytics loads)
 
 
@@ -43,7 +44,6 @@ class UltralyticsDetector:
         self.imgsz, self.conf, self.iou, self.device = imgsz, conf, iou, device
         self.max_det, self.half = max_det, half
         self.model_index = 0
-        self.last_timings: dict[str, float] = {}
         names = self._model_names()
         if class_names is not None:
             if names is not None and tuple(class_names) != names:
@@ -63,8 +63,12 @@ class UltralyticsDetector:
         return None
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        return self.detect_timed(images).detections
+
+    def detect_timed(self, images: Sequence[np.ndarray]) -> TimedDetections:
+        """``detect`` with ultralytics' own per-stage times, summed over the batch."""
         if not images:
-            return []
+            return TimedDetections([], {})
         # ultralytics expects 3-channel BGR arrays; grey frames are replicated like OnnxDetector does.
         bgr = [cv2.cvtColor(im, cv2.COLOR_GRAY2BGR) if im.ndim == 2 or im.shape[2] == 1 else
                (cv2.cvtColor(im, cv2.COLOR_BGRA2BGR) if im.shape[2] == 4 else im) for im in images]
@@ -78,7 +82,7 @@ class UltralyticsDetector:
             out.append(Detections(b.xyxy.cpu().numpy(), b.conf.cpu().numpy(), b.cls.cpu().numpy().astype(np.int32),
                                   self.model_index))
         speed = [r.speed for r in results]
-        self.last_timings = {f"{k}_ms": float(sum(s.get(k) or 0.0 for s in speed))
-                             for k in ("preprocess", "inference", "postprocess")}
-        self.last_timings["images"] = float(len(images))
-        return out
+        timings = {f"{k}_ms": float(sum(s.get(k) or 0.0 for s in speed))
+                   for k in ("preprocess", "inference", "postprocess")}
+        timings["images"] = float(len(images))
+        return TimedDetections(out, timings)

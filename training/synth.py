@@ -25,7 +25,8 @@ import cv2
 
 from inspector.capture.synthetic import CLASS_NAMES, GENERATOR_VERSION, SyntheticWaferLine
 from inspector.core.detections import Detections
-from training.datasets import dataset_content_hash
+from inspector.util.progress import NO_PROGRESS, Progress
+from training import yolo
 
 # Dataset mode: more defective dies than a production line and a class mix tuned so that every
 # class holds a fair share of the boxes (edge chips can only sit on edge dies, about half of
@@ -55,11 +56,9 @@ def yolo_lines(truth: Detections, width: int, height: int) -> list[str]:
     """YOLO label lines ``cls cx cy w h`` (normalised to [0, 1], 6 decimals)."""
     lines = []
     for (x0, y0, x1, y1), c in zip(truth.xyxy.tolist(), truth.class_id.tolist()):
-        x0, x1 = max(0.0, x0), min(float(width), x1)
+        x0, x1 = max(0.0, x0), min(float(width), x1)  # clipped to the die
         y0, y1 = max(0.0, y0), min(float(height), y1)
-        cx, cy = (x0 + x1) / 2 / width, (y0 + y1) / 2 / height
-        w, h = (x1 - x0) / width, (y1 - y0) / height
-        lines.append(f"{int(c)} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}")
+        lines.append(yolo.format_label_line(c, (x0, y0, x1, y1), width, height))
     return lines
 
 
@@ -121,13 +120,8 @@ def _run(jobs: list[_Job], params: dict[str, Any], out: Path, workers: int
 
 
 def write_data_yaml(out: Path, names: tuple[str, ...] = CLASS_NAMES) -> Path:
-    """``data.yaml`` for ultralytics; ``path`` is absolute because ultralytics resolves a relative
-    one against its own datasets folder, not against the yaml file."""
-    body = [f"path: {json.dumps(str(out.resolve()))}", "train: images/train", "val: images/val", f"nc: {len(names)}",
-            "names:"] + [f"  {i}: {n}" for i, n in enumerate(names)]
-    p = out / "data.yaml"
-    p.write_text("\n".join(body) + "\n")
-    return p
+    """``data.yaml`` with the train and val splits (see :func:`training.yolo.write_data_yaml`)."""
+    return yolo.write_data_yaml(out, names, ("train", "val"))
 
 
 def write_yolo_dataset(
@@ -141,6 +135,7 @@ def write_yolo_dataset(
     class_weights: Mapping[str, float] | None = None,
     wafers_per_lot: int = DATASET_WAFERS_PER_LOT,
     workers: int | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> dict[str, Any]:
     """Render ``images`` dies into a YOLO dataset at ``out`` and return a summary.
 
@@ -169,12 +164,14 @@ def write_yolo_dataset(
     n_img = {"train": 0, "val": 0}
     clean = {"train": 0, "val": 0}
     wafers: dict[str, dict[str, str]] = {"train": {}, "val": {}}
-    for split, wafer, classes, signature in _run(jobs, params, out, workers or os.cpu_count() or 1):
-        n_img[split] += 1
-        clean[split] += not classes
-        for c in classes:
-            counts[split][CLASS_NAMES[c]] += 1
-        wafers[split][wafer] = signature
+    with progress.stage("synth", total=images, unit="img") as stage:
+        for split, wafer, classes, signature in _run(jobs, params, out, workers or os.cpu_count() or 1):
+            n_img[split] += 1
+            clean[split] += not classes
+            for c in classes:
+                counts[split][CLASS_NAMES[c]] += 1
+            wafers[split][wafer] = signature
+            stage.advance()
     elapsed = time.perf_counter() - t0
 
     yaml_path = write_data_yaml(out)
@@ -195,7 +192,7 @@ def write_yolo_dataset(
         "class_share": {c: round(total[c] / n_boxes, 4) if n_boxes else 0.0 for c in CLASS_NAMES},
         "wafers": {sp: [{"wafer": w, "signature": s} for w, s in sorted(ws.items())] for sp, ws in wafers.items()},
         # same definition as `inspector-train dataset`, so evaluations and the registry name this set alike
-        "content_hash": dataset_content_hash(out, CLASS_NAMES),
+        "content_hash": yolo.content_hash(out, CLASS_NAMES),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return {

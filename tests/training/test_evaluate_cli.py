@@ -33,9 +33,13 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
 
 def test_evaluate_json_pt_with_onnx_side(tiny):
     out = tiny["root"] / "eval-json"
-    res = CliRunner().invoke(evaluate, [str(tiny["pt"]), str(tiny["ds"]), "--json", "--out", str(out)])
+    res = CliRunner().invoke(evaluate, [str(tiny["pt"]), str(tiny["ds"]), "--json", "--out", str(out),
+                                        "--progress", "json"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)  # the whole of stdout is one JSON object
+    events = [json.loads(line) for line in res.stderr.splitlines() if line.startswith('{"progress"')]
+    ends = {e["progress"]: e for e in events if e["event"] == "end"}
+    assert ends["evaluate"]["done"] == ends["evaluate"]["total"] == 6 and "export onnx" in ends  # on stderr
     assert isinstance(data, dict) and REQUIRED <= set(data)
     assert data["runtime"] == "pytorch" and data["imgsz"] == IMGSZ and data["split"] == "val"
     assert data["n_images"] == 6 and set(data["per_class"]) == set(CLASS_NAMES)

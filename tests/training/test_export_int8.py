@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from inspector.capture.synthetic import CLASS_NAMES
 from inspector.runtime.model_artifact import load_manifest, sha256_file
 from inspector.runtime.onnx_detector import OnnxDetector
+from inspector.util.progress import Progress
 
 IMGSZ = 64
 
@@ -71,11 +72,27 @@ def test_head_node_policies(tiny):
         head_nodes(model, "everything")
 
 
+class _Recorder(Progress):
+    """Keeps the last (done, total) of every stage."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, tuple[int, int | None]] = {}
+
+    def _update(self, stage, final: bool) -> None:
+        self.stages[stage.name] = (stage.done, stage.total)
+
+    def _finish(self, stage, failed: bool) -> None:
+        self._update(stage, True)
+
+
+CALIBRATION = _Recorder()
+
+
 @pytest.fixture(scope="module")
 def int8_model(tiny) -> Path:
     from training.export import quantize_int8
 
-    return quantize_int8(tiny["onnx"], tiny["ds"], calibration_images=4)
+    return quantize_int8(tiny["onnx"], tiny["ds"], calibration_images=4, progress=CALIBRATION)
 
 
 def test_quantize_int8_gives_a_loadable_qdq_model(tiny, int8_model):
@@ -86,6 +103,8 @@ def test_quantize_int8_gives_a_loadable_qdq_model(tiny, int8_model):
     q = m.extra["quantization"]
     assert m.extra["precision"] == "int8" and q["format"] == "QDQ" and q["calibration_images"] == 4
     assert q["exclude"] == "decode" and q["excluded_nodes"] > 0
+    done, total = CALIBRATION.stages["int8 calibration"]
+    assert total == 4 and done >= 4  # every calibration image was fed (and counted)
     model = onnx.load(str(int8_model))
     ops = {n.op_type for n in model.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
@@ -101,7 +120,9 @@ def test_quantize_int8_gives_a_loadable_qdq_model(tiny, int8_model):
 def test_int8_gate_runs_both_models_interleaved(tiny, int8_model):
     from training.export import int8_gate
 
-    r = int8_gate(tiny["onnx"], int8_model, tiny["ds"])
+    rec = _Recorder()
+    r = int8_gate(tiny["onnx"], int8_model, tiny["ds"], progress=rec)
+    assert rec.stages["int8 gate"] == (6, 6)
     assert r.n_images == 6 and r.fp32_ms > 0 and r.int8_ms > 0 and r.speedup > 0
     assert r.max_drop_points == 1.0 and isinstance(r.accepted, bool)
     json.dumps(r.to_json())

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from inspector.util.progress import Progress
 from training.commands.dataset import dataset
 from training.datasets import DatasetBuild, Sample, export_coco, write_yolo
 from training.importers import (near_duplicate_groups, parse_group_by, probe_image, read_coco, read_voc,
@@ -306,3 +307,43 @@ def test_dataset_command_usage_errors_and_help(yolo_dir: Path, tmp_path: Path) -
     for p in dataset.params:
         if p.param_type_name == "option":
             assert p.help, f"option {p.name} has no help text"
+
+
+class _Recorder(Progress):
+    """Keeps the last state of every stage it is given."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, tuple[int, int | None]] = {}
+
+    def _update(self, stage, final: bool) -> None:
+        self.stages[stage.name] = (stage.done, stage.total)
+
+    def _finish(self, stage, failed: bool) -> None:
+        self._update(stage, True)
+
+
+def test_readers_report_progress_per_image(yolo_dir: Path) -> None:
+    rec = _Recorder()
+    read_yolo(yolo_dir, progress=rec)
+    listed = len(list((yolo_dir / "images" / "train").iterdir()))  # every image is checked, kept or not
+    assert rec.stages["check images"] == (listed, listed)
+
+
+def test_dataset_command_json_keeps_stdout_for_the_summary(yolo_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    r = CliRunner().invoke(dataset, [str(out), "--from-yolo", str(yolo_dir), "--val-fraction", "0.25", "--coco",
+                                     "--json", "--progress", "json", "--log-level", "warning"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)  # stdout is the JSON alone
+    man = json.loads((out / "manifest.json").read_text())
+    assert data["content_hash"] == man["content_hash"] and data["issues"] == 13
+    assert data["images"] == man["images"] and sum(data["images"].values()) == 4
+    assert data["boxes"] == man["boxes"] and set(data["boxes"]["train"]) == {"particle", "scratch"}
+    assert data["data_yaml"] == str((out / "data.yaml").resolve()) and Path(data["coco"]["val"]).is_file()
+    events = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
+    ends = {e["progress"]: e for e in events if e["event"] == "end"}
+    assert ends["check images"]["done"] == ends["check images"]["total"] > 0
+    assert ends["write dataset"]["done"] == 4
+    assert "wrote 4 images" in r.stderr  # the readable report moved to stderr
+    failed = CliRunner().invoke(dataset, [str(out), "--from-yolo", str(yolo_dir), "--json"])
+    assert failed.exit_code != 0 and failed.stdout == ""

@@ -1,15 +1,26 @@
 """`inspector-train dataset`: build a YOLO dataset (and COCO JSON) from labelled folders or from the
-operator-confirmed reviews in a station's store (``--from-db``, see training/from_db.py)."""
+operator-confirmed reviews in a station's store (``--from-db``, see training/from_db.py).
+
+With ``--json`` stdout carries one JSON summary (:func:`summary`); the readable report, progress
+(``--progress``) and logs (``--log-level``) go to stderr.
+"""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from inspector.util.clickopts import current_log_level, json_option, log_level_option, progress_option
+from inspector.util.logs import setup_logging
+from inspector.util.progress import Progress
+
 if TYPE_CHECKING:
+    from training.datasets import DatasetBuild
     from training.from_db import DbExport
 
 _SOURCES = ("from_yolo", "from_coco", "from_voc", "from_deeppcb", "from_pictor", "from_db")
@@ -85,12 +96,15 @@ def _names(value: str | None) -> list[str] | None:
 @click.option("--coco", is_flag=True, help="Also write COCO JSON per split to OUT/coco/<split>.json.")
 @click.option("--overwrite", is_flag=True,
               help="Replace a dataset already in OUT (only the files this command writes).")
+@json_option
+@progress_option
+@log_level_option
 def dataset(out: Path, from_yolo: Path | None, from_coco: Path | None, images_dir: Path | None,
             from_voc: Path | None, from_deeppcb: Path | None, deeppcb_mode: str, from_pictor: Path | None,
             pictor_approach: str, pictor_splits: str, from_db: Path | None, config_path: Path | None,
             names: str | None, group_by: str, group_csv: Path | None, val_fraction: float, test_fraction: float,
             seed: int, limit: int | None, copy_mode: str | None, bad_labels: str, coco: bool,
-            overwrite: bool) -> None:
+            overwrite: bool, as_json: bool, progress: Progress) -> None:
     """Build a YOLO-format dataset in OUT from one labelled source.
 
     Sources: a YOLO dataset, COCO JSON, Pascal VOC XML, DeepPCB or Pictor-PPE. Labels are
@@ -110,9 +124,14 @@ def dataset(out: Path, from_yolo: Path | None, from_coco: Path | None, images_di
     --group-by), never by frame, and deterministic for a seed. OUT/manifest.json records the
     sources, counts per class and split, the split rule, the groups of each split and a content
     hash of the images and labels.
+
+    With --json, stdout holds one JSON object: counts per split and class, the content hash, the
+    number of issues and the paths written.
     """
     from training.datasets import export_coco, split_by_group, write_yolo
     from training.importers import read_coco, read_deeppcb, read_pictor, read_voc, read_yolo
+
+    setup_logging(current_log_level(default="") or None)
 
     given = [k for k, v in zip(_SOURCES, (from_yolo, from_coco, from_voc, from_deeppcb, from_pictor, from_db)) if v]
     if len(given) != 1:
@@ -129,11 +148,12 @@ def dataset(out: Path, from_yolo: Path | None, from_coco: Path | None, images_di
         raise click.UsageError("--val-fraction + --test-fraction must be below 1")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise click.UsageError(f"{out} is not empty; pass --overwrite to replace the dataset there")
-    common = {"group_by": group_by, "group_csv": group_csv, "limit": limit, "bad_labels": bad_labels}
+    common = {"group_by": group_by, "group_csv": group_csv, "limit": limit, "bad_labels": bad_labels,
+              "progress": progress}
     db_export = None
     try:
         if from_db:
-            db_export = _read_from_db(from_db, images_dir, config_path, names, group_by, limit, bad_labels)
+            db_export = _read_from_db(from_db, images_dir, config_path, names, group_by, limit, bad_labels, progress)
             build = db_export.build
         elif from_yolo:
             build = read_yolo(from_yolo, names=_names(names), **common)
@@ -153,49 +173,81 @@ def dataset(out: Path, from_yolo: Path | None, from_coco: Path | None, images_di
             click.echo(f"  {issue}", err=True)
         raise click.ClickException(f"no usable images ({len(build.issues)} issue(s))")
     splits = split_by_group(build.samples, val_fraction, seed, test_fraction)
-    if db_export is not None:
-        from training.from_db import write_db_dataset
+    try:
+        if db_export is not None:
+            from training.from_db import write_db_dataset
 
-        manifest = write_db_dataset(db_export, out, splits, copy_mode=copy_mode or "copy", overwrite=overwrite)
-    else:
-        manifest = write_yolo(build, out, splits, copy_mode=copy_mode or "link", overwrite=overwrite)
+            manifest = write_db_dataset(db_export, out, splits, copy_mode=copy_mode or "copy", overwrite=overwrite,
+                                        progress=progress)
+        else:
+            manifest = write_yolo(build, out, splits, copy_mode=copy_mode or "link", overwrite=overwrite,
+                                  progress=progress)
+        if coco:
+            for sp in manifest["images"]:
+                export_coco(out, out / "coco" / f"{sp}.json", sp)
+    except (ValueError, OSError) as e:
+        raise click.ClickException(f"writing the dataset to {out} failed: {e}") from None
+    _report(build, manifest, out, seed, coco, err=as_json)
+    if as_json:
+        click.echo(json.dumps(summary(build, manifest, out, coco), ensure_ascii=False))
+
+
+def summary(build: DatasetBuild, manifest: Mapping[str, Any], out: Path, coco: bool) -> dict[str, Any]:
+    """What ``--json`` prints: counts per split and class, the content hash, issues and the paths written."""
+    out = out.resolve()
+    prov = manifest.get("provenance")
+    return {
+        "out": str(out), "data_yaml": str(out / "data.yaml"), "manifest": str(out / "manifest.json"),
+        "issues_file": str(out / "issues.txt"), "issues": len(build.issues),
+        "content_hash": manifest["content_hash"], "class_names": list(build.class_names),
+        "images": dict(manifest["images"]), "background_images": dict(manifest["background_images"]),
+        "boxes": {sp: dict(b) for sp, b in manifest["boxes"].items()},
+        "groups": {sp: len(g) for sp, g in manifest["groups"].items()}, "group_rule": build.group_rule,
+        "split": manifest["split"], "notes": list(build.notes),
+        "coco": {sp: str(out / "coco" / f"{sp}.json") for sp in manifest["images"]} if coco else None,
+        "provenance": str(out / prov["file"]) if prov else None,
+    }
+
+
+def _report(build: DatasetBuild, manifest: Mapping[str, Any], out: Path, seed: int, coco: bool, err: bool) -> None:
+    """The readable report (on stderr when stdout carries the JSON)."""
+    def echo(msg: str, to_err: bool = False) -> None:
+        click.echo(msg, err=err or to_err)
 
     n_img = sum(manifest["images"].values())
     n_box = sum(sum(b.values()) for b in manifest["boxes"].values())
-    click.echo(f"wrote {n_img} images ({n_box} boxes, {len(build.class_names)} classes) to {out.resolve()}")
-    click.echo(f"  split by group ({build.group_rule}), seed {seed}")
+    echo(f"wrote {n_img} images ({n_box} boxes, {len(build.class_names)} classes) to {out.resolve()}")
+    echo(f"  split by group ({build.group_rule}), seed {seed}")
     for sp, n in manifest["images"].items():
         per_class = ", ".join(f"{c} {k}" for c, k in manifest["boxes"][sp].items())
-        click.echo(f"  {sp:5s} {n:6d} images ({manifest['background_images'][sp]} background, "
-                   f"{len(manifest['groups'][sp])} groups): {per_class}")
+        echo(f"  {sp:5s} {n:6d} images ({manifest['background_images'][sp]} background, "
+             f"{len(manifest['groups'][sp])} groups): {per_class}")
     for note in build.notes:
-        click.echo(f"  note: {note}")
+        echo(f"  note: {note}")
     for sp in ("train", "val"):
         if n_img and not manifest["images"].get(sp):
             # Whole groups go to one split: too few groups leave one split empty, and training needs both.
-            click.echo(f"  warning: the {sp} split is empty ({sum(len(g) for g in manifest['groups'].values())} "
-                       "group(s) in all); add data from more groups or choose a finer --group-by", err=True)
+            echo(f"  warning: the {sp} split is empty ({sum(len(g) for g in manifest['groups'].values())} "
+                 "group(s) in all); add data from more groups or choose a finer --group-by", to_err=True)
     issues_path = (out / "issues.txt").resolve()
-    click.echo(f"  issues: {len(build.issues)} (see {issues_path})")
+    echo(f"  issues: {len(build.issues)} (see {issues_path})")
     if build.issues:
         for issue in build.issues[:5]:
-            click.echo(f"    {issue}")
+            echo(f"    {issue}")
         if len(build.issues) > 5:
-            click.echo(f"    ... {len(build.issues) - 5} more in issues.txt")
+            echo(f"    ... {len(build.issues) - 5} more in issues.txt")
     if coco:
-        for sp in manifest["images"]:
-            export_coco(out, out / "coco" / f"{sp}.json", sp)
-        click.echo(f"  coco: {(out / 'coco').resolve()}/{{{','.join(manifest['images'])}}}.json")
-    if db_export is not None:
+        echo(f"  coco: {(out / 'coco').resolve()}/{{{','.join(manifest['images'])}}}.json")
+    if manifest.get("provenance"):
         src = manifest["sources"][0]
-        click.echo(f"  reviews: {len(src['review_ids'])} exported of {src['frames_reviewed']} reviewed frame(s); "
-                   f"provenance: {(out / manifest['provenance']['file']).resolve()}")
-    click.echo(f"  content hash: {manifest['content_hash']}")
-    click.echo(f"  data: {(out / 'data.yaml').resolve()}")
+        echo(f"  reviews: {len(src['review_ids'])} exported of {src['frames_reviewed']} reviewed frame(s); "
+             f"provenance: {(out / manifest['provenance']['file']).resolve()}")
+    echo(f"  content hash: {manifest['content_hash']}")
+    echo(f"  data: {(out / 'data.yaml').resolve()}")
 
 
 def _read_from_db(db: Path, images_dir: Path | None, config_path: Path | None, names: str | None, group_by: str,
-                  limit: int | None, bad_labels: str) -> DbExport:
+                  limit: int | None, bad_labels: str, progress: Progress) -> DbExport:
     """--from-db: class names from --names, else --config, else the database; then read the reviews."""
     from training.from_db import class_names_from_config, read_db
 
@@ -213,6 +265,6 @@ def _read_from_db(db: Path, images_dir: Path | None, config_path: Path | None, n
 
     try:
         return read_db(db, images_root=images_dir, names=class_names, names_from=names_from,
-                       group_by=group_by, limit=limit, bad_labels=bad_labels)
+                       group_by=group_by, limit=limit, bad_labels=bad_labels, progress=progress)
     except (SchemaTooNewError, sqlite3.DatabaseError) as e:
         raise click.ClickException(f"{db}: not a readable Inspector database ({e})") from None

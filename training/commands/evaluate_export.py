@@ -2,28 +2,25 @@
 
 Register them with ``main.add_command(evaluate)`` and ``main.add_command(export)``. Heavy modules
 (ultralytics, onnxruntime, matplotlib) are imported inside the commands, so ``--help`` stays fast.
-With ``--json`` stdout carries exactly one JSON object; progress and library logs go to stderr.
+With ``--json`` stdout carries exactly one JSON object; progress (``--progress``) and logs
+(``--log-level``) go to stderr.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import sys
 from pathlib import Path
 
 import click
 
+from inspector.util.clickopts import current_log_level, json_option, log_level_option, progress_option
+from inspector.util.logs import setup_logging
+from inspector.util.progress import Progress
 
-def _log_to_stderr(verbose: bool = False) -> None:
-    root = logging.getLogger()
-    if not any(isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) is sys.stderr
-               for h in root.handlers):
-        h = logging.StreamHandler(sys.stderr)
-        h.setFormatter(logging.Formatter("%(message)s"))
-        root.addHandler(h)
-    for name in ("training", "inspector"):
-        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+
+def _setup_logs(verbose: bool = False) -> None:
+    """stderr logging at ``--log-level``; ``--verbose`` is ``--log-level info`` unless a level was given."""
+    setup_logging(current_log_level(default="") or ("info" if verbose else None))
 
 
 @click.command("evaluate")
@@ -41,7 +38,7 @@ def _log_to_stderr(verbose: bool = False) -> None:
               help="Input size (default: the checkpoint's training size, or the ONNX manifest's).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for report.json and the PNG plots (default: runs/eval/<model>-<dataset>).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every figure instead of the table.")
+@json_option
 @click.option("--registry", "registry_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Registry folder for MODEL given as name or name@version "
                    "(default: $INSPECTOR_REGISTRY, else the repository's models/ folder).")
@@ -50,10 +47,12 @@ def _log_to_stderr(verbose: bool = False) -> None:
                    "the promotion gate compares stored evaluations.")
 @click.option("--max-images", type=click.IntRange(min=1), default=None,
               help="Evaluate only the first N images of the split (quick checks; never for promotion).")
-@click.option("--verbose", "-v", is_flag=True, help="Progress messages on stderr.")
+@click.option("--verbose", "-v", is_flag=True, help="Step messages on stderr (same as --log-level info).")
+@progress_option
+@log_level_option
 def evaluate(model: str, dataset: Path, split: str, config: Path | None, thresholds: tuple[str, ...], no_onnx: bool,
              imgsz: int | None, out_dir: Path | None, as_json: bool, registry_dir: Path | None,
-             store_in_registry: bool, max_images: int | None, verbose: bool) -> None:
+             store_in_registry: bool, max_images: int | None, verbose: bool, progress: Progress) -> None:
     """Evaluate MODEL on DATASET: mAP, P/R/F1 at the station's thresholds, confusion, calibration.
 
     MODEL is a registry name (its production version), name@version, a .pt checkpoint or an .onnx
@@ -62,19 +61,18 @@ def evaluate(model: str, dataset: Path, split: str, config: Path | None, thresho
     pre/post-processing bug). Plots (pr_curves.png, confusion.png, calibration.png) and report.json go
     to --out.
     """
-    from training.evaluate import DatasetError, EvalError, evaluate_model, format_table, parse_threshold_args
-
     from inspector.runtime.model_artifact import ModelArtifactError
+    from training.evaluate import EvalError, evaluate_model, format_table, parse_threshold_args
+    from training.yolo import DatasetError
 
-    _log_to_stderr(verbose)
+    _setup_logs(verbose)
     if store_in_registry and (model.endswith((".pt", ".onnx")) or Path(model).exists()):
         raise click.UsageError("--store-in-registry needs MODEL as a registry name or name@version, not a file")
     try:
         thr = parse_threshold_args(thresholds)
         result = evaluate_model(
             model, dataset, split, thresholds=thr, config=config, onnx=not no_onnx, imgsz=imgsz,
-            registry_root=registry_dir, out_dir=out_dir, max_images=max_images,
-            progress=(lambda m: click.echo(m, err=True)) if verbose else None,
+            registry_root=registry_dir, out_dir=out_dir, max_images=max_images, progress=progress,
         )
     except (EvalError, DatasetError, ModelArtifactError, ValueError) as e:
         raise click.ClickException(str(e)) from None
@@ -120,21 +118,24 @@ def evaluate(model: str, dataset: Path, split: str, config: Path | None, thresho
                    "(clips outliers; slower).")
 @click.option("--tensorrt", is_flag=True,
               help="Also build a TensorRT engine (needs the tensorrt package and a CUDA GPU).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object describing what was written.")
+@json_option
+@progress_option
+@log_level_option
 def export(pt: Path, out_dir: Path | None, imgsz: int | None, dynamic: bool, name: str | None, int8: bool,
-           data: Path | None, calib: int, calib_method: str, tensorrt: bool, as_json: bool) -> None:
+           data: Path | None, calib: int, calib_method: str, tensorrt: bool, as_json: bool,
+           progress: Progress) -> None:
     """Export a trained checkpoint PT to ONNX with its manifest (sha256, class names, imgsz).
 
     Optionally quantize it to INT8, calibrated on --data's images and accepted only when the station
     runtime measures at most 1 mAP50 point lost on the val split (the speed gain is reported); and
     optionally build a TensorRT engine.
     """
-    from training.evaluate import DatasetError, _json_safe, _quiet_stdout
-    from training.export import ExportError, export_onnx
-
     from inspector.runtime.model_artifact import ModelArtifactError, load_manifest
+    from training.console import json_safe, quiet_stdout
+    from training.export import ExportError, export_onnx
+    from training.yolo import DatasetError
 
-    _log_to_stderr()
+    _setup_logs()
     if int8 and data is None:
         raise click.UsageError("--int8 needs --data DATASET (calibration images and the accuracy gate)")
     if dynamic and int8:
@@ -143,8 +144,8 @@ def export(pt: Path, out_dir: Path | None, imgsz: int | None, dynamic: bool, nam
     summary: dict = {}
     say = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     try:
-        with _quiet_stdout():
-            onnx_path = export_onnx(pt, out, imgsz, dynamic=dynamic, name=name)
+        with quiet_stdout():
+            onnx_path = export_onnx(pt, out, imgsz, dynamic=dynamic, name=name, progress=progress)
         m = load_manifest(onnx_path)
         summary["onnx"] = {"path": str(onnx_path), "manifest": str(m.path), "sha256": m.sha256,
                            "class_names": list(m.class_names), "imgsz": list(m.imgsz)}
@@ -154,9 +155,9 @@ def export(pt: Path, out_dir: Path | None, imgsz: int | None, dynamic: bool, nam
             from training.export import int8_gate, quantize_int8
 
             say(f"INT8: calibrating on {calib} images ({calib_method}) ...")
-            q = quantize_int8(onnx_path, data, calibration_images=calib, method=calib_method)
+            q = quantize_int8(onnx_path, data, calibration_images=calib, method=calib_method, progress=progress)
             say("INT8: evaluating FP32 and INT8 through the station runtime ...")
-            gate = int8_gate(onnx_path, q, data)
+            gate = int8_gate(onnx_path, q, data, progress=progress)
             summary["int8"] = {"path": str(q) if gate.accepted else None, **gate.to_json()}
             say(f"INT8: mAP50 FP32 {gate.fp32_map50 * 100:.2f} / INT8 {gate.int8_map50 * 100:.2f}; "
                 f"median ms per image FP32 {gate.fp32_ms:.1f} / INT8 {gate.int8_ms:.1f} "
@@ -174,14 +175,14 @@ def export(pt: Path, out_dir: Path | None, imgsz: int | None, dynamic: bool, nam
                 engine = export_tensorrt(onnx_path)
             except TensorRTUnavailable as e:
                 if as_json:
-                    click.echo(json.dumps(_json_safe({**summary, "tensorrt": {"error": str(e)}})))
+                    click.echo(json.dumps(json_safe({**summary, "tensorrt": {"error": str(e)}})))
                 raise click.ClickException(str(e)) from None
             summary["tensorrt"] = {"path": str(engine)}
             say(f"TensorRT engine: {engine}")
     except (ExportError, DatasetError, ModelArtifactError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     if as_json:
-        click.echo(json.dumps(_json_safe(summary), allow_nan=False))
+        click.echo(json.dumps(json_safe(summary), allow_nan=False))
     if int8 and not summary["int8"]["accepted"]:
         raise click.ClickException("INT8 model rejected by the accuracy gate (the FP32 ONNX export is kept)")
 
