@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from inspector.capture.synthetic import CLASS_NAMES
 from inspector.runtime.model_artifact import load_manifest, sha256_file
 from inspector.runtime.onnx_detector import OnnxDetector
-from inspector.util.progress import Progress
+from helpers.progress_recorder import RecordingProgress
 
 IMGSZ = 64
 
@@ -72,20 +72,7 @@ def test_head_node_policies(tiny):
         head_nodes(model, "everything")
 
 
-class _Recorder(Progress):
-    """Keeps the last (done, total) of every stage."""
-
-    def __init__(self) -> None:
-        self.stages: dict[str, tuple[int, int | None]] = {}
-
-    def _update(self, stage, final: bool) -> None:
-        self.stages[stage.name] = (stage.done, stage.total)
-
-    def _finish(self, stage, failed: bool) -> None:
-        self._update(stage, True)
-
-
-CALIBRATION = _Recorder()
+CALIBRATION = RecordingProgress()
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +107,7 @@ def test_quantize_int8_gives_a_loadable_qdq_model(tiny, int8_model):
 def test_int8_gate_runs_both_models_interleaved(tiny, int8_model):
     from training.export import int8_gate
 
-    rec = _Recorder()
+    rec = RecordingProgress()
     r = int8_gate(tiny["onnx"], int8_model, tiny["ds"], progress=rec)
     assert rec.stages["int8 gate"] == (6, 6)
     assert r.n_images == 6 and r.fp32_ms > 0 and r.int8_ms > 0 and r.speedup > 0

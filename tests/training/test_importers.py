@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from inspector.util.progress import Progress
+from helpers.progress_recorder import RecordingProgress
 from training.commands.dataset import dataset
 from training.datasets import DatasetBuild, Sample, export_coco, write_yolo
 from training.importers import (near_duplicate_groups, parse_group_by, probe_image, read_coco, read_voc,
@@ -309,21 +309,8 @@ def test_dataset_command_usage_errors_and_help(yolo_dir: Path, tmp_path: Path) -
             assert p.help, f"option {p.name} has no help text"
 
 
-class _Recorder(Progress):
-    """Keeps the last state of every stage it is given."""
-
-    def __init__(self) -> None:
-        self.stages: dict[str, tuple[int, int | None]] = {}
-
-    def _update(self, stage, final: bool) -> None:
-        self.stages[stage.name] = (stage.done, stage.total)
-
-    def _finish(self, stage, failed: bool) -> None:
-        self._update(stage, True)
-
-
 def test_readers_report_progress_per_image(yolo_dir: Path) -> None:
-    rec = _Recorder()
+    rec = RecordingProgress()
     read_yolo(yolo_dir, progress=rec)
     listed = len(list((yolo_dir / "images" / "train").iterdir()))  # every image is checked, kept or not
     assert rec.stages["check images"] == (listed, listed)
