@@ -6,9 +6,10 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from inspector.util.progress import NO_PROGRESS, Progress, Stage
 from training import ultralytics_env  # noqa: F401  (offline settings before ultralytics loads)
 
 
@@ -83,38 +84,91 @@ def _check(spec: TrainSpec) -> None:
         raise TrainError(f"imgsz {spec.imgsz} must be a multiple of 32")
 
 
-def train(spec: TrainSpec, resume: bool = False) -> TrainResult:
-    """Train (or resume) a detector; returns the run folder and its best / last checkpoints."""
+def train(spec: TrainSpec, resume: bool = False, *, progress: Progress = NO_PROGRESS,
+          check_cancel: Callable[[], None] | None = None) -> TrainResult:
+    """Train (or resume) a detector; returns the run folder and its best / last checkpoints.
+
+    ``progress`` gets a ``train`` stage counted in epochs, with each epoch's validation metrics
+    (map50, map50_95, precision, recall) and training box loss. ``check_cancel`` is called after
+    every batch; it raises to stop the run (a cancel then lands within one batch, not one epoch).
+    """
     from ultralytics import YOLO
 
     run_dir = (spec.project / spec.name).resolve()
     last = run_dir / "weights" / "last.pt"
     t0 = time.monotonic()
-    if resume:
-        if not last.is_file():
-            raise TrainError(f"cannot resume: {last} does not exist")
-        model = YOLO(str(last))
-        _use_all_cores(model, spec.threads)
-        model.train(resume=True)
-    else:
-        _check(spec)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "train_spec.json").write_text(json.dumps(spec.to_json(), indent=2) + "\n")
-        model = YOLO(spec.model)
-        _use_all_cores(model, spec.threads)
-        gpu = spec.device != "cpu"
-        model.train(
-            data=str(spec.data.resolve()), imgsz=spec.imgsz, epochs=spec.epochs, batch=spec.batch,
-            seed=spec.seed, deterministic=True, device=spec.device, patience=spec.patience,
-            workers=spec.workers, project=str(spec.project.resolve()), name=spec.name, exist_ok=True,
-            cache="ram" if spec.cache else False,
-            amp=False if gpu else True,  # AMP's self-check would fetch weights; CPU ignores it anyway
-            plots=True, verbose=True, **spec.extra,
-        )
+    with progress.stage("train", total=spec.epochs, unit="epoch") as stage:
+        if resume:
+            if not last.is_file():
+                raise TrainError(f"cannot resume: {last} does not exist")
+            model = YOLO(str(last))
+            _add_callbacks(model, spec.threads, stage, check_cancel)
+            model.train(resume=True)
+        else:
+            _check(spec)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "train_spec.json").write_text(json.dumps(spec.to_json(), indent=2) + "\n")
+            model = YOLO(spec.model)
+            _add_callbacks(model, spec.threads, stage, check_cancel)
+            gpu = spec.device != "cpu"
+            model.train(
+                data=str(spec.data.resolve()), imgsz=spec.imgsz, epochs=spec.epochs, batch=spec.batch,
+                seed=spec.seed, deterministic=True, device=spec.device, patience=spec.patience,
+                workers=spec.workers, project=str(spec.project.resolve()), name=spec.name, exist_ok=True,
+                cache="ram" if spec.cache else False,
+                amp=False if gpu else True,  # AMP's self-check would fetch weights; CPU ignores it anyway
+                plots=True, verbose=True, **spec.extra,
+            )
     best = run_dir / "weights" / "best.pt"
     if not best.is_file():
         raise TrainError(f"training finished without {best}; see the log in {run_dir}")
     return TrainResult(run_dir, best, last, time.monotonic() - t0, _final_metrics(run_dir))
+
+
+# ultralytics' names of the validation figures reported after each epoch -> ours.
+_EPOCH_METRICS = {"metrics/mAP50(B)": "map50", "metrics/mAP50-95(B)": "map50_95",
+                  "metrics/precision(B)": "precision", "metrics/recall(B)": "recall"}
+
+
+def epoch_report(trainer: Any) -> dict[str, Any]:
+    """``done`` / ``total`` epochs and the metrics of the epoch a trainer just finished."""
+    metrics = trainer.metrics or {}
+    out: dict[str, Any] = {ours: float(metrics[k]) for k, ours in _EPOCH_METRICS.items() if k in metrics}
+    try:
+        losses = trainer.label_loss_items(trainer.tloss, prefix="train")
+        out["box_loss"] = float(losses["train/box_loss"])
+    except (AttributeError, KeyError, TypeError, ValueError):
+        pass  # no loss yet, or a trainer that names its losses otherwise
+    return {"done": int(trainer.epoch) + 1, "total": int(trainer.epochs), **out}
+
+
+class _EpochReporter:
+    """Reports each epoch to a progress stage. ultralytics fires ``on_fit_epoch_end`` after every epoch
+    and once more for best.pt's final validation (its epoch counter one past the last trained epoch):
+    that call reports ``best_map50`` / ``best_map50_95``, not another epoch."""
+
+    def __init__(self, stage: Stage) -> None:
+        self.stage = stage
+        self.trained = -1   # the epoch whose training pass ended last
+
+    def epoch_trained(self, trainer: Any) -> None:
+        self.trained = int(trainer.epoch)
+
+    def validated(self, trainer: Any) -> None:
+        report = epoch_report(trainer)
+        if int(trainer.epoch) == self.trained:
+            self.stage.update(**report)
+        else:
+            self.stage.update(**{f"best_{k}": report[k] for k in ("map50", "map50_95") if k in report})
+
+
+def _add_callbacks(model: Any, threads: int | None, stage: Stage, check_cancel: Callable[[], None] | None) -> None:
+    _use_all_cores(model, threads)
+    reporter = _EpochReporter(stage)
+    model.add_callback("on_train_epoch_end", reporter.epoch_trained)
+    model.add_callback("on_fit_epoch_end", reporter.validated)
+    if check_cancel is not None:
+        model.add_callback("on_train_batch_end", lambda trainer: check_cancel())
 
 
 def _use_all_cores(model: Any, threads: int | None) -> None:

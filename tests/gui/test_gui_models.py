@@ -11,7 +11,7 @@ import pytest
 from gui.gui_helpers import save_shot
 from PySide6.QtCore import QElapsedTimer, QTimer
 
-from inspector.gui.widgets.process_runner import Step, parse_epoch
+from inspector.gui.widgets.process_runner import Step, event_metrics, parse_progress
 
 PY = sys.executable
 SHA1, SHA2 = "a1" * 32, "b2" * 32
@@ -68,13 +68,30 @@ def _eval_json(map50, recall, scratch_recall, ds="ds-new"):
                        "per_class": {"scratch": {"recall": scratch_recall}}})
 
 
-def test_parse_epoch():
-    assert parse_epoch("Epoch 3/30") == (3, 30)
-    assert parse_epoch("      3/30         0G      1.234      2.1", total=30) == (3, 30)
-    assert parse_epoch("      3/30         0G      1.234      2.1", total=50) is None  # a batch counter
-    assert parse_epoch("100%|####| 12/50 [00:05<00:00]", total=50) is None
-    assert parse_epoch("\x1b[34mEpoch 2/5\x1b[0m") == (2, 5)
-    assert parse_epoch("nothing here") is None
+def _event(stage, event, done=0, total=None, **metrics):
+    return json.dumps({"progress": stage, "event": event, "done": done, "total": total,
+                       "unit": "epoch" if stage == "train" else "it", "elapsed_s": 0.1, **metrics})
+
+
+def _script(*stderr_lines: str, stdout: str = "", sleep: float = 0.0, exit_code: int = 0) -> tuple[str, ...]:
+    """A stand-in for the retrain command: JSON progress on stderr, then its result on stdout."""
+    code = ("import sys, time\n"
+            f"for line in {list(stderr_lines)!r}:\n"
+            "    print(line, file=sys.stderr, flush=True); time.sleep(0.02)\n"
+            f"time.sleep({sleep})\n"
+            f"sys.stdout.write({stdout!r})\n"
+            f"sys.exit({exit_code})\n")
+    return (PY, "-c", code)
+
+
+def test_parse_progress():
+    ev = parse_progress(_event("train", "update", 3, 30, map50=0.41, box_loss=1.2))
+    assert ev["progress"] == "train" and (ev["done"], ev["total"]) == (3, 30)
+    assert event_metrics(ev) == {"map50": 0.41, "box_loss": 1.2}      # the counters are not figures
+    assert parse_progress("  " + _event("export", "start") + "  ")["event"] == "start"
+    assert parse_progress("      3/30         0G      1.234      2.1") is None   # console text is only logged
+    assert parse_progress('{"not": "progress"}') is None and parse_progress("{broken") is None
+    assert parse_progress("[1, 2]") is None
 
 
 def test_lists_versions_and_shows_the_card(view):
@@ -95,96 +112,107 @@ def test_lists_versions_and_shows_the_card(view):
     assert "<table" in view.card.toHtml()
 
 
-def test_retrain_commands_use_the_cli_options(view, ctx, tmp_path):
+def test_retrain_runs_one_command_with_json_progress(view, ctx, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
-    steps = view.retrain_steps("wafer-demo", work, 3)
-    cli = [PY, "-m", "training.cli"]
-    ds = work / "confirmed"
-    cfg = str(work / "station.yaml")                        # no config file: the current settings written out
-    assert Path(cfg).is_file()
-    assert list(steps[0].args) == [*cli, "dataset", str(ds), "--from-db", str(ctx.db_path), "--images",
-                                   str(ctx.images_root), "--config", cfg, "--overwrite"]
-    weights = str(ctx.registry_root / "wafer-demo" / "1" / "weights.pt")
-    assert list(steps[1].args) == [*cli, "train", "--data", str(ds / "data.yaml"), "--model", weights, "--imgsz",
-                                   "320", "--epochs", "3", "--project", str(work / "runs"), "--name", "candidate"]
-    assert steps[1].epochs == 3
-    best = work / "runs" / "candidate" / "weights" / "best.pt"
-    onnx = work / "onnx" / "best.onnx"
-    assert list(steps[2].args) == [*cli, "export", str(best), "--out", str(onnx.parent), "--name", "wafer-demo",
-                                   "--json"]
-    assert list(steps[3].args) == [*cli, "evaluate", str(onnx), str(ds), "--json", "--config", cfg, "--out",
-                                   str(work / "eval-candidate")]
-    assert steps[4].args[3:6] == ("evaluate", "wafer-demo@1", str(ds))
-    assert "--registry" in steps[4].args and "--store-in-registry" in steps[4].args
-    reg = steps[5]
-    assert reg.args[3:6] == ("models", "register", str(onnx)) and not reg.cancellable and reg is steps[-1]
-    assert {"--user=eng", "--parent=wafer-demo@1", f"--registry={ctx.registry_root}"} <= set(reg.args)
-    assert reg.args[reg.args.index("--metrics") + 1] == str(work / "eval-candidate" / "report.json")
-    assert reg.args[reg.args.index("--stage") + 1] == "candidate"
-    assert all(s.cancellable for s in steps[:-1])
-    (ctx.registry_root / "wafer-demo" / "1" / "weights.pt").unlink()
-    assert view.retrain_steps("wafer-demo", work, 3)[1].args[7] == "yolo11n.yaml"
+    step = view.retrain_step("wafer-demo", work, 3)
+    cfg = work / "station.yaml"                            # no config file: the current settings written out
+    assert cfg.is_file()
+    assert list(step.args) == [PY, "-m", "training.cli", "retrain", "--from-db", str(ctx.db_path), "--images",
+                               str(ctx.images_root), "--config", str(cfg), "--registry", str(ctx.registry_root),
+                               "--name", "wafer-demo", "--epochs", "3", "--workdir", str(work), "--progress",
+                               "json", "--json", "--user=eng",
+                               "--reason=retrained from confirmed labels (station GUI)"]
+    assert step.cancellable and step.protected_stages == {"register"} and step.result_on_stdout
+    assert not any(a.endswith((".yaml", ".pt")) for a in step.args if a != str(cfg))   # no model named here
 
 
-def test_retrain_runs_steps_with_progress_and_compares(view, qtbot, screenshots):
-    from inspector.gui.views.models_view import CAND_STEP, PROD_STEP
+def _result(version="2", cand=(0.93, 0.86, 0.8), prod=(0.91, 0.82, 0.79)):
+    def ev(m50, rec, scratch):
+        return {"dataset_hash": "ds-new", "split": "val", "map50": m50, "map50_95": m50 - 0.3, "precision": 0.9,
+                "recall": rec, "f1": 0.88, "ece": 0.05, "per_class": {"scratch": {"recall": scratch}}}
+    return json.dumps({"candidate_spec": f"wafer-demo@{version}", "name": "wafer-demo", "version": version,
+                       "parent": "wafer-demo@1", "candidate": ev(*cand), "production": ev(*prod)})
 
-    train = ("import sys, time\n"
-             "for i in (1, 2):\n"
-             "    print(f'Epoch {i}/2', flush=True); time.sleep(0.05)\n"
-             "print('      2/2         0G      1.0', file=sys.stderr)\n")
-    steps = [Step("build the dataset", (PY, "-c", "print('dataset ok: 12 images')")),
-             Step("train", (PY, "-c", train), epochs=2),
-             Step(CAND_STEP, (PY, "-c", f"print({_eval_json(0.93, 0.86, 0.8)!r})")),
-             Step(f"{PROD_STEP} wafer-demo@1", (PY, "-c", f"print({_eval_json(0.91, 0.82, 0.79)!r})"))]
-    progress = []
-    view.runner.progressChanged.connect(lambda x, n: progress.append((x, n)))
-    assert view.start_retrain(steps)
+
+def test_retrain_draws_json_progress_and_compares(view, qtbot, screenshots):
+    lines = [_event("dataset", "start"), _event("dataset", "end", 12, None), "Ultralytics 8.4 console line",
+             _event("train", "start", 0, 2), _event("train", "update", 1, 2, map50=0.312),
+             _event("train", "update", 2, 2, map50=0.455, map50_95=0.2), _event("train", "end", 2, 2),
+             _event("register", "start"), _event("register", "end")]
+    events = []
+    view.runner.progressChanged.connect(events.append)
+    assert view.start_retrain(Step("retrain", _script(*lines, stdout=_result())))
     assert not view.retrain_btn.isEnabled()
     qtbot.waitUntil(lambda: view.runner.result is not None, timeout=30_000)
     assert view.runner.result == "ok", view.runner.log.toPlainText()
-    assert progress == [(1, 2), (2, 2)]
+    epochs = [(e["done"], e["total"]) for e in events if e["progress"] == "train" and e["event"] == "update"]
+    assert epochs == [(1, 2), (2, 2)]
+    assert "mAP50 0.455" in view.runner.metrics.text() and "train" in view.runner.metrics.text()
     log = view.runner.log.toPlainText()
-    assert "dataset ok: 12 images" in log and "Epoch 2/2" in log
+    assert "Ultralytics 8.4 console line" in log and "[train: done" in log
+    assert not any(line.startswith('{"progress"') for line in log.splitlines())   # drawn, not logged
     assert view.retrain_btn.isEnabled() and view.workdir.is_dir()
+    assert view.registered == ("wafer-demo", "2") and view.selected() == ("wafer-demo", "2")
     cmp = {view.compare.item(r, 0).text(): [view.compare.item(r, c).text() for c in (1, 2, 3)]
            for r in range(view.compare.rowCount())}
     assert cmp["map50"] == ["0.930", "0.910", "+0.020"]
     assert cmp["recall scratch"] == ["0.800", "0.790", "+0.010"]
-    assert "same held-out set" in view.production_source
+    assert "same held-out set" in view.production_source and "wafer-demo@2 registered" in view.compare_note.text()
     save_shot(view, screenshots, "models_view")
 
-    # Without a production evaluation step: production's evaluation stored in the registry on that set.
-    steps = [Step(CAND_STEP, (PY, "-c", f"print({_eval_json(0.85, 0.8, 0.65, ds='ds-stored')!r})"))]
-    assert view.start_retrain(steps)
-    qtbot.waitUntil(lambda: view.runner.result is not None, timeout=30_000)
-    assert view.runner.result == "ok"
-    assert view.production_eval["map50"] == 0.8 and "stored evaluation" in view.production_source
-    assert view.compare.item(0, 0).text() == "map50" and view.compare.item(0, 3).text() == "+0.050"
+
+def test_the_epoch_bar_follows_the_train_stage(qtbot):
+    from inspector.gui.widgets.process_runner import ProcessRunner
+
+    runner = ProcessRunner()
+    qtbot.addWidget(runner)
+    lines = [_event("train", "start", 0, 5), _event("train", "update", 3, 5, map50=0.5)]
+    assert runner.run([Step("retrain", _script(*lines, sleep=60))])
+    qtbot.waitUntil(lambda: runner.stage is not None and runner.stage["done"] == 3, timeout=30_000)
+    assert (runner.bar.minimum(), runner.bar.maximum(), runner.bar.value()) == (0, 5, 3)
+    assert runner.bar.format() == "train: 3/5 epoch" and "train" in runner.status.text()
+    runner.cancel()
+    qtbot.waitUntil(lambda: runner.result is not None, timeout=30_000)
+    assert runner.result == "cancelled"
 
 
 def test_a_failing_step_stops_the_run(view, qtbot):
-    steps = [Step("one", (PY, "-c", "import sys; print('bad things', file=sys.stderr); sys.exit(3)")),
-             Step("two", (PY, "-c", "print('should not run')"))]
-    assert view.start_retrain(steps)
+    assert view.start_retrain(Step("retrain", _script(_event("train", "start", 0, 3), "bad things",
+                                                      _event("train", "failed", 0, 3), exit_code=3)))
     qtbot.waitUntil(lambda: view.runner.result is not None, timeout=30_000)
     log = view.runner.log.toPlainText()
     assert view.runner.result == "failed" and "bad things" in log and "exit code 3" in log
-    assert "should not run" not in log and view.workdir.is_dir()   # kept for a look
+    assert "[train: failed" in log and view.workdir.is_dir()           # kept for a look
+    assert view.registered is None and "failed" in view.compare_note.text()
 
 
-def test_cancel_kills_the_process_and_the_ui_keeps_ticking(view, qtbot):
-    steps = [Step("train", (PY, "-c", "import time; print('Epoch 1/5', flush=True); time.sleep(120)"), epochs=5),
-             Step("after", (PY, "-c", "print('should not run')"))]
+# Stand-ins for the retrain command's signal handling: stop cleanly, ignore the signal, or complete a
+# protected stage (registering) and exit 0.
+_ON_TERM_STOP = ("import signal, sys, time\n"
+                 "def stop(*_):\n"
+                 "    print('cancelled: nothing was registered', file=sys.stderr, flush=True); sys.exit(130)\n"
+                 "signal.signal(signal.SIGTERM, stop)\n")
+_ON_TERM_IGNORE = "import signal, sys, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+_ON_TERM_NOTE = ("import signal, sys, time\n"
+                 "signal.signal(signal.SIGTERM, lambda *_: print('cancel noted', file=sys.stderr, flush=True))\n")
+
+
+def _announce(*lines: str) -> str:
+    return "".join(f"print({line!r}, file=sys.stderr, flush=True)\n" for line in lines)
+
+
+def test_cancel_sends_sigterm_and_the_ui_keeps_ticking(view, qtbot):
+    code = _ON_TERM_STOP + _announce(_event("train", "start", 0, 5), _event("train", "update", 1, 5)) + \
+        "time.sleep(120)\n"
     clock = QElapsedTimer()
     clock.start()
     beats: list[int] = []
     heart = QTimer()
     heart.timeout.connect(lambda: beats.append(clock.elapsed()))
     heart.start(10)
-    assert view.start_retrain(steps)
-    qtbot.waitUntil(lambda: view.runner.epoch == (1, 5), timeout=30_000)
+    assert view.start_retrain(Step("retrain", (PY, "-c", code)))
+    qtbot.waitUntil(lambda: view.runner.stage is not None and view.runner.stage["done"] == 1, timeout=30_000)
     assert view.runner.bar.maximum() == 5 and view.runner.bar.value() == 1
     pid = view.runner.proc.processId()
     assert pid > 0
@@ -196,14 +224,50 @@ def test_cancel_kills_the_process_and_the_ui_keeps_ticking(view, qtbot):
     qtbot.waitUntil(lambda: view.runner.result is not None, timeout=10_000)
     heart.stop()
     assert view.runner.result == "cancelled" and not view.runner.running
-    assert not work.exists()                      # cleaned up
-    assert "should not run" not in view.runner.log.toPlainText()
+    assert "nothing was registered" in view.runner.log.toPlainText()   # the command's own clean stop
+    assert not work.exists() and "nothing registered" in view.compare_note.text()
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     gaps = [b - a for a, b in zip(beats, beats[1:])]
     busy = os.getloadavg()[0] > (os.cpu_count() or 1)
     assert max(gaps) < (1000 if busy else 250), max(gaps)
     assert view.retrain_btn.isEnabled()
+
+
+def test_a_process_that_ignores_sigterm_is_killed_after_the_grace(qtbot, monkeypatch):
+    from inspector.gui.widgets import process_runner
+
+    monkeypatch.setattr(process_runner, "CANCEL_GRACE_MS", 300)
+    runner = process_runner.ProcessRunner()
+    qtbot.addWidget(runner)
+    code = _ON_TERM_IGNORE + _announce(_event("train", "start", 0, 5)) + "time.sleep(120)"
+    assert runner.run([Step("stubborn", (PY, "-c", code))])
+    qtbot.waitUntil(lambda: runner.stage is not None, timeout=30_000)          # its handler is in place
+    pid = runner.proc.processId()
+    runner.cancel()
+    qtbot.wait(100)
+    assert runner.running                                     # SIGTERM ignored: still within the grace
+    qtbot.waitUntil(lambda: runner.result is not None, timeout=10_000)
+    assert runner.result == "cancelled" and "killing the process group" in runner.log.toPlainText()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_a_cancel_while_registering_lets_it_complete(view, qtbot, monkeypatch):
+    from inspector.gui.widgets import process_runner
+
+    monkeypatch.setattr(process_runner, "CANCEL_GRACE_MS", 200)   # never applied during a protected stage
+    code = (_ON_TERM_NOTE + _announce(_event("register", "start")) + "time.sleep(1.5)\n"
+            + _announce(_event("register", "end")) + f"print({_result()!r})\n")
+    step = Step("retrain", (PY, "-c", code), protected_stages=frozenset({"register"}))
+    assert view.start_retrain(step)
+    qtbot.waitUntil(lambda: view.runner.protected, timeout=30_000)
+    assert not view.runner.cancel_btn.isEnabled() and "cannot be interrupted" in view.runner.status.text()
+    view.runner.cancel()                                  # e.g. the app closing: the command finishes it
+    qtbot.waitUntil(lambda: view.runner.result is not None, timeout=30_000)
+    log = view.runner.log.toPlainText()
+    assert view.runner.result == "ok" and "cancel noted" in log and "it completed" in log
+    assert view.registered == ("wafer-demo", "2")
 
 
 def test_kill_now_on_shutdown(qtbot):
@@ -344,8 +408,8 @@ def test_the_gui_process_never_imports_training_or_torch(tmp_path):
         " session=Session('eng', 'engineer'))\n"
         "ctx.data_dir.mkdir(parents=True, exist_ok=True)\n"
         "win = MainWindow(ctx, station_factory=lambda: None)\n"
-        "steps = win.pages['models'].retrain_steps('wafer-demo', tmp, 1)\n"
-        "assert steps[-1].args[3:5] == ('models', 'register')\n"
+        "step = win.pages['models'].retrain_step('wafer-demo', tmp, 1)\n"
+        "assert step.args[1:4] == ('-m', 'training.cli', 'retrain')\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ultralytics', 'training'))\n"
         "print('LOADED', bad)\n"
         "sys.exit(1 if bad else 0)\n")
@@ -375,9 +439,11 @@ def _confirmed_store(ctx, operator, lots=4, per_lot=3):
 
 
 @pytest.mark.slow
-def test_retrain_registers_a_candidate_and_promote_goes_through_the_gate(ctx, sessions, qtbot, tmp_path):
-    """The real commands on a tiny store: 12 confirmed frames, 1 epoch at imgsz 96, a tiny production model."""
-    from helpers.tiny_models import tiny_onnx
+def test_retrain_registers_a_candidate_and_promote_goes_through_the_gate(ctx, sessions, qtbot, tmp_path,
+                                                                         screenshots):
+    """The real command on a tiny store: 12 confirmed frames, a tiny production yolo11n with its own weights.pt
+    (64 px); a cancel during training registers nothing, then a 1-epoch run registers a candidate."""
+    from helpers.retrain_kit import production_with_weights
     from training.registry import GateConfig, Registry, evaluate_gate  # test-side only: set-up and the check
 
     from inspector.gui.views.models_view import ModelsView
@@ -386,35 +452,40 @@ def test_retrain_registers_a_candidate_and_promote_goes_through_the_gate(ctx, se
 
     _confirmed_store(ctx, sessions["operator"])
     reg_root = tmp_path / "reg"
-    reg = Registry(reg_root)
-    reg.register(tiny_onnx(tmp_path / "prod.onnx", CLASSES, imgsz=96), "wafer-demo", CLASSES, 96,
-                 dataset_hash="ds-factory", train_config={}, parent=None, metrics=None, author="qe-anna",
-                 card={"purpose": "wafer defects", "limits": ["demo only"]})
-    reg.promote("wafer-demo", "1", "qe-anna")
+    production_with_weights(reg_root, tmp_path / "prod")
     events_before = (reg_root / "events.jsonl").read_text()
     ctx.registry_root = reg_root
     ctx.session = sessions["engineer"]
     view = ModelsView(ctx)
     qtbot.addWidget(view)
-    view.epochs.setValue(1)
+    view.resize(1200, 820)
+    view.show()
 
     # Cancel during training: nothing registered, nothing left half-way, the work folder removed.
+    view.epochs.setValue(50)
     assert view.start_retrain()
-    qtbot.waitUntil(lambda: view.runner.index >= 1, timeout=120_000)
+    qtbot.waitUntil(lambda: (view.runner.stage or {}).get("progress") == "train" or view.runner.result is not None,
+                    timeout=180_000)
     assert view.runner.result is None, view.runner.log.toPlainText()
     work = view.workdir
     view.runner.cancel_btn.click()
-    qtbot.waitUntil(lambda: view.runner.result is not None, timeout=30_000)
-    assert view.runner.result == "cancelled" and not work.exists()
+    qtbot.waitUntil(lambda: view.runner.result is not None, timeout=60_000)
+    log = view.runner.log.toPlainText()
+    assert view.runner.result == "cancelled" and "cancelled (SIGTERM): nothing was registered" in log, log
+    assert not work.exists()
     assert [r["version"] for r in Registry(reg_root).list()] == ["1"]
     assert sorted(p.name for p in (reg_root / "wafer-demo").iterdir()) == ["1"]
     assert (reg_root / "events.jsonl").read_text() == events_before
 
-    # The whole run: dataset, train, export, evaluate both, register.
+    # The whole run, one command: dataset, train, export, evaluate both, register.
+    view.epochs.setValue(1)
     assert view.start_retrain()
     qtbot.waitUntil(lambda: view.runner.result is not None, timeout=600_000)
     log = view.runner.log.toPlainText()
     assert view.runner.result == "ok", log
+    stages = [e["progress"] for e in view.runner.events if e["event"] == "start"]
+    assert stages == ["dataset", "train", "export", "evaluate candidate", "evaluate production", "register"]
+    assert any(e["progress"] == "train" and "map50" in e for e in view.runner.events)   # mAP50 per epoch
     assert view.registered == ("wafer-demo", "2") and view.selected() == ("wafer-demo", "2")
     info = Registry(reg_root).show("wafer-demo@2")
     assert info["stage"] == "candidate" and info["parent"] == "wafer-demo@1" and info["author"] == "eng"
@@ -429,6 +500,7 @@ def test_retrain_registers_a_candidate_and_promote_goes_through_the_gate(ctx, se
     assert stages == {"1": "production", "2": "candidate"}
     assert "same held-out set" in view.production_source and view.compare.rowCount() >= 2
     assert "wafer-demo@2 registered" in view.compare_note.text()
+    save_shot(view, screenshots, "models_view_retrained")
 
     # Promote: the registry's gate decides on the stored evaluations of the two versions.
     cand = Registry(reg_root).load_eval("wafer-demo", "2", info["dataset_hash"], "val")

@@ -4,14 +4,14 @@ The registry is only read here (``RegistryReader``: ``index.json``, each version
 ``registry.json`` and ``card.md``). Everything that trains, evaluates or changes the registry runs
 in a child process, never in the GUI process (which imports neither ``training`` nor torch):
 
-* "Retrain from confirmed labels" runs ``python -m training.cli`` one step after the other with a
-  :class:`ProcessRunner` (progress, log, Cancel): ``dataset --from-db``, ``train`` (fine-tuning
-  production's weights when the registry has them), ``export`` to ONNX, ``evaluate`` the exported
-  candidate and production on the same held-out set (production's evaluation is stored with it in
-  the registry), and last ``models register`` (the candidate, with its evaluation, dataset hash,
-  parent = production and author = the logged-in user). Registering is the last step and is never
-  interrupted, so Cancel leaves either nothing registered or a complete candidate. The new candidate
-  is then selected in the table with its figures beside production's; Promote runs the gate on it.
+* "Retrain from confirmed labels" runs ONE command, ``inspector-train retrain --progress json --json``
+  (dataset from the store's confirmed labels, training from production's own weights, ONNX export,
+  evaluation of the candidate and production on the same held-out set, registration of the candidate
+  with parent = production and author = the logged-in user) with a :class:`ProcessRunner`, which
+  draws its JSON progress (stage, epoch bar, latest mAP50) and its log. Cancel sends SIGTERM: the
+  command stops and registers nothing, unless it is already registering, which it completes. The
+  result (stdout JSON) names the candidate, selected in the table with its figures beside production's;
+  Promote runs the gate on it.
 * Promote / Roll back call ``actions.models_promote`` / ``models_rollback`` (which check the role
   and run ``inspector-train promote|rollback`` through the registry's gate) on a worker thread, then
   show the gate's output and reload the table.
@@ -20,13 +20,12 @@ in a child process, never in the GUI process (which imports neither ``training``
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +58,6 @@ from inspector.runtime.registry import (
     CARD_FILE,
     PRODUCTION,
     RECORD_FILE,
-    WEIGHTS_FILE,
     RegistryError,
     RegistryReader,
     default_registry_root,
@@ -72,12 +70,9 @@ COLUMNS = ("model", "version", "stage", "sha256", "mAP50", "mAP50-95", "recall",
 COMPARED = ("map50", "map50_95", "precision", "recall", "f1", "ece")
 LOWER_IS_BETTER = {"ece"}
 STAGE_COLORS = {"production": "#2e9d3a", "candidate": "#0072B2", "shadow": "#E69F00", "archived": "#808080"}
-CAND_STEP, PROD_STEP = "evaluate candidate", "evaluate production"
-EXPORT_STEP, REGISTER_STEP = "export to ONNX", "register the candidate"
+RETRAIN_TITLE = "retrain from confirmed labels"
 DEFAULT_EPOCHS = 30
-# `inspector-train models register` prints "registered NAME@VERSION [STAGE] sha256 ...".
-REGISTERED_RE = re.compile(r"^registered (\S+)@(\S+) \[(\w+)\]", re.MULTILINE)
-CARD_KEEP = ("purpose", "limits", "failure_modes")  # what a retrained model inherits from production's card
+PROTECTED_STAGES = frozenset({"register"})   # the command completes these even when cancelled
 
 
 def _num(v: Any) -> float | None:
@@ -183,9 +178,10 @@ class ModelsView(QWidget):
         self.epochs.setValue(DEFAULT_EPOCHS)
         self.epochs.setPrefix("epochs ")
         self.retrain_btn = QPushButton("Retrain from confirmed labels", self)
-        self.retrain_btn.setToolTip("In child processes: dataset from the store's confirmed labels, train, export to "
-                                    "ONNX, evaluate it and production on the same held-out set, register it as a "
-                                    "candidate (author: you; parent: production)")
+        self.retrain_btn.setToolTip("inspector-train retrain, in a child process: dataset from the store's confirmed "
+                                    "labels, training from production's own weights, ONNX export, evaluation of it "
+                                    "and production on the same held-out set, registration as a candidate (author: "
+                                    "you; parent: production)")
         self.retrain_btn.setEnabled(may)
         self.retrain_btn.clicked.connect(lambda: self.start_retrain())
         self.runner = ProcessRunner(self)
@@ -428,86 +424,18 @@ class ModelsView(QWidget):
         out.write_text(yaml.safe_dump(self.ctx.cfg.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
         return out
 
-    def _imgsz(self, name: str, entry: Mapping[str, Any] | None, version: str | None = None) -> int:
-        """Production's input size (index, else its manifest), else the station config's."""
-        size = (entry or {}).get("imgsz")
-        if size is None and version is not None:
-            try:
-                size = list(self.reader.resolve(f"{name}@{version}").imgsz)
-            except (RegistryError, OSError, ValueError):
-                size = None
-        if isinstance(size, (list, tuple)) and size:
-            return int(max(size))
-        if isinstance(size, int):
-            return size
-        for m in self.ctx.cfg.models:
-            if parse_spec(m.registry or m.name)[0] == name:
-                return int(m.imgsz)
-        return int(self.ctx.cfg.models[0].imgsz) if self.ctx.cfg.models else 640
+    def retrain_step(self, name: str, workdir: Path, epochs: int) -> Step:
+        """The one command that retrains ``name``: ``inspector-train retrain`` with JSON progress and a
+        JSON result. It picks production's weights, input size and held-out evaluation itself."""
+        args = (sys.executable, "-m", "training.cli", "retrain", "--from-db", str(self.ctx.db_path),
+                "--images", str(self.ctx.images_root), "--config", str(self.tool_config(workdir)),
+                "--registry", str(self.root), "--name", name, "--epochs", str(epochs), "--workdir", str(workdir),
+                "--progress", "json", "--json", f"--user={self.ctx.user or ''}",
+                "--reason=retrained from confirmed labels (station GUI)")
+        return Step(RETRAIN_TITLE, args, protected_stages=PROTECTED_STAGES, result_on_stdout=True)
 
-    def retrain_steps(self, name: str, workdir: Path, epochs: int) -> list[Step]:
-        """dataset --from-db, train (fine-tuning production's weights when the registry has them),
-        export to ONNX, evaluate the exported candidate, evaluate production on the same held-out set
-        (stored with it in the registry), then register the candidate (last, never interrupted)."""
-        cli = (sys.executable, "-m", "training.cli")
-        cfg = str(self.tool_config(workdir))
-        ds = workdir / "confirmed"
-        reg = str(self.root)
-        try:
-            versions = self.reader.versions(name)
-            prod = self.reader.production_version(name)
-        except RegistryError:
-            versions, prod = {}, None
-        weights = self.reader.version_dir(name, prod) / WEIGHTS_FILE if prod is not None else None
-        model = str(weights) if weights is not None and weights.is_file() else "yolo11n.yaml"
-        imgsz = self._imgsz(name, versions.get(prod) if prod is not None else None, prod)
-        run = workdir / "runs" / "candidate"
-        best = run / "weights" / "best.pt"
-        onnx = workdir / "onnx" / "best.onnx"   # export keeps the checkpoint's stem
-        cand_out = workdir / "eval-candidate"
-        user = self.ctx.user or ""
-        card = self._write_card(workdir, name, prod, model, epochs, imgsz, user)
-        steps = [
-            Step("build the dataset from confirmed labels",
-                 (*cli, "dataset", str(ds), "--from-db", str(self.ctx.db_path), "--images", str(self.ctx.images_root),
-                  "--config", cfg, "--overwrite")),
-            Step("train", (*cli, "train", "--data", str(ds / "data.yaml"), "--model", model, "--imgsz", str(imgsz),
-                           "--epochs", str(epochs), "--project", str(workdir / "runs"), "--name", "candidate"),
-                 epochs=epochs),
-            Step(EXPORT_STEP, (*cli, "export", str(best), "--out", str(onnx.parent), "--name", name, "--json")),
-            # The exported ONNX file is what the registry will hold and the station will run: measure that.
-            Step(CAND_STEP, (*cli, "evaluate", str(onnx), str(ds), "--json", "--config", cfg, "--out", str(cand_out))),
-        ]
-        if prod is not None:
-            steps.append(Step(f"{PROD_STEP} {name}@{prod}",
-                              (*cli, "evaluate", f"{name}@{prod}", str(ds), "--json", "--config", cfg,
-                               "--registry", reg, "--store-in-registry", "--out", str(workdir / "eval-production"))))
-        register = [*cli, "models", "register", str(onnx), "--name", name, "--data", str(ds / "data.yaml"),
-                    "--metrics", str(cand_out / "report.json"), "--train-config", str(run / "train_spec.json"),
-                    "--weights", str(best), "--card", str(card), "--stage", "candidate", f"--user={user}",
-                    "--reason=retrained from confirmed labels (station GUI)", f"--registry={reg}"]
-        if prod is not None:
-            register.append(f"--parent={name}@{prod}")
-        # Last and never interrupted: the registry writes the version in one rename, then its evaluation.
-        steps.append(Step(REGISTER_STEP, tuple(register), cancellable=False))
-        return steps
-
-    def _write_card(self, workdir: Path, name: str, prod: str | None, model: str, epochs: int, imgsz: int,
-                    user: str) -> Path:
-        """The model card's human part: production's purpose and limits, and how this one was made."""
-        base = (self._record(name, prod).get("card_info") or {}) if prod is not None else {}
-        card = {k: base[k] for k in CARD_KEEP if base.get(k)}
-        card["data"] = (f"Labels confirmed by operators' reviews in {self.ctx.db_path} (station "
-                        f"{self.ctx.cfg.station.id}), exported {time.strftime('%Y-%m-%d %H:%M')}.")
-        start = f"fine-tuned from {name}@{prod}" if model.endswith(".pt") else f"trained from scratch ({model})"
-        card["training"] = f"{start}, {epochs} epoch(s) at imgsz {imgsz}."
-        card["notes"] = f"Retrained from confirmed labels in the station GUI by {user or 'unknown'}."
-        path = workdir / "card.yaml"
-        path.write_text(yaml.safe_dump(card, sort_keys=False), encoding="utf-8")
-        return path
-
-    def start_retrain(self, steps: Sequence[Step] | None = None, name: str | None = None) -> bool:
-        """Start the retrain pipeline (``steps`` replaces the real commands: tests). Never blocks."""
+    def start_retrain(self, step: Step | None = None, name: str | None = None) -> bool:
+        """Start the retrain command (``step`` replaces the real one: tests). Never blocks."""
         if self.runner.running:
             return False
         if not can(self.ctx.session, "models"):
@@ -519,19 +447,18 @@ class ModelsView(QWidget):
             return False
         base = self.ctx.data_dir / "retrain"
         base.mkdir(parents=True, exist_ok=True)
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"{name or 'model'}-{time.strftime('%Y%m%d-%H%M%S')}-",
-                                             dir=base))
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-", dir=base))
         self.retrain_model = name
         self.registered = None
         self.candidate_eval = self.production_eval = None
         self.compare.setRowCount(0)
         self.compare_note.setText(f"working in {self.workdir}")
-        if steps is None:
-            steps = self.retrain_steps(name, self.workdir, self.epochs.value())
+        if step is None:
+            step = self.retrain_step(name, self.workdir, self.epochs.value())
         self.retrain_btn.setEnabled(False)
         # The registry takes the author from --user, else from INSPECTOR_USER: both name the session's user.
         env = {"INSPECTOR_USER": self.ctx.user} if self.ctx.user else {}
-        return self.runner.run(steps, cwd=self.workdir, env=env, cleanup=self._cleanup)
+        return self.runner.run([step], cwd=self.workdir, env=env, cleanup=self._cleanup)
 
     def cancel_retrain(self) -> None:
         self.runner.cancel()
@@ -548,33 +475,23 @@ class ModelsView(QWidget):
     def _retrain_done(self, outcome: str) -> None:
         self.retrain_btn.setEnabled(can(self.ctx.session, "models"))
         if outcome == "cancelled":
-            self.compare_note.setText(f"cancelled; {self.workdir} removed")
+            self.compare_note.setText(f"cancelled: nothing registered; {self.workdir} removed")
             return
         if outcome != "ok":
-            self.refresh()  # whatever the registry holds now (a failed step registers nothing)
+            self.refresh()  # whatever the registry holds now (a failed run registers nothing)
             self.compare_note.setText(f"{outcome}: see the log; files kept in {self.workdir}")
             return
-        cand = prod = None
-        registered = None
-        for step, out in zip(self.runner.steps, self.runner.outputs):
-            if step.title == CAND_STEP:
-                cand = parse_json_output(out)
-            elif step.title.startswith(PROD_STEP):
-                prod = parse_json_output(out)
-            elif step.title == REGISTER_STEP:
-                m = REGISTERED_RE.search(out)
-                registered = (m.group(1), m.group(2)) if m else None
-        if registered is not None:
-            self.registered = registered
-            self.refresh()
-            self.select_version(*registered)
-        if cand is None:
-            self.compare_note.setText("the candidate's evaluation printed no JSON: see the log")
+        result = parse_json_output(self.runner.outputs[-1]) if self.runner.outputs else None
+        if result is None or not isinstance(result.get("candidate"), dict):
+            self.compare_note.setText("the retrain command printed no result: see the log")
             return
-        source = "production evaluated on the same held-out set" if prod is not None else ""
-        if prod is None:
-            prod, source = self._stored_production_eval(cand)
-        self.show_comparison(cand, prod, source)
+        self.registered = (str(result["name"]), str(result["version"]))
+        self.runner.log.appendPlainText(f"[registered {result.get('candidate_spec')} as a candidate, parent "
+                                        f"{result.get('parent')}; files in {self.workdir}]")
+        self.refresh()
+        self.select_version(*self.registered)
+        self.show_comparison(result["candidate"], result.get("production"),
+                             f"{result.get('parent')} evaluated on the same held-out set")
 
     def select_version(self, name: str, version: str) -> bool:
         """Select ``name@version`` in the table (and show its card)."""
@@ -585,27 +502,6 @@ class ModelsView(QWidget):
         self.table.setCurrentCell(row, 0)
         self.show_card(row)
         return True
-
-    def _stored_production_eval(self, cand: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str]:
-        """Production's evaluation stored in the registry on the candidate's held-out set, if any."""
-        name = self.retrain_model or ""
-        try:
-            prod = self.reader.production_version(name)
-        except RegistryError:
-            prod = None
-        if prod is None:
-            return None, f"no production version of {name!r} to compare with"
-        rec = self._record(name, prod)
-        info = (rec.get("evals") or {}).get(f"{cand.get('dataset_hash')}-{cand.get('split')}")
-        if info:
-            try:
-                data = json.loads((self.reader.version_dir(name, prod) / info["file"]).read_text(encoding="utf-8"))
-                return data, f"{name}@{prod}: stored evaluation on the same held-out set"
-            except (OSError, ValueError, KeyError):
-                return dict(info), f"{name}@{prod}: stored evaluation summary on the same held-out set"
-        overall = (rec.get("metrics") or {}).get("overall") or {}
-        return (dict(overall) if overall else None,
-                f"{name}@{prod}: registered metrics (NOT the same held-out set: compare with care)")
 
     def show_comparison(self, cand: Mapping[str, Any], prod: Mapping[str, Any] | None, source: str = "") -> None:
         self.candidate_eval, self.production_eval, self.production_source = dict(cand), prod, source
@@ -630,7 +526,6 @@ class ModelsView(QWidget):
                     f"{parent or 'none'}, author {entry.get('author') or '?'}) and selected: Promote runs the "
                     "registry's gate on it.")
         else:
-            best = self.workdir / "runs" / "candidate" / "weights" / "best.pt" if self.workdir else None
-            what = f"candidate: {best} (not registered)"
+            what = "candidate not registered"
         self.compare_note.setText(f"held-out set {where}; production: {source or 'none'}.\n{what}")
         self.compare_note.setToolTip(f"files of this run: {self.workdir}")
