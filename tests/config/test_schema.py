@@ -218,7 +218,7 @@ BAD = [
     ("wrong-type", _set("sources.0.lots", "two"),
      "sources[0].lots", "expected a valid integer, got 'two'"),
     ("bad-source-type", _set("sources.0.type", "webcam"),
-     "sources[0].type", "unknown type 'webcam'; allowed: synthetic_wafer, folder, video, genicam"),
+     "sources[0].type", "unknown type 'webcam'; allowed: synthetic_wafer, synthetic_site, folder, video, genicam"),
     ("missing-source-type", _set("sources.0", {"seed": 1}),
      "sources[0].type", "missing `type`; allowed: synthetic_wafer"),
     ("imgsz-not-32", _set("models.0.imgsz", 650),

@@ -38,11 +38,21 @@ from inspector.config.schema.base import (
     Size32,
     Slug,
 )
+from inspector.config.schema.site import (
+    EvidenceConfig,
+    IncidentKind,
+    IncidentRule,
+    PpeAssociation,
+    SiteClasses,
+    SiteConfig,
+    TrackerConfig,
+)
 from inspector.config.schema.sources import (
     FolderSource,
     GenicamSource,
     ReconnectPolicy,
     Source,
+    SyntheticSiteSource,
     SyntheticWaferSource,
     VideoSource,
     WaferSignature,
@@ -90,6 +100,13 @@ from inspector.config.schema.station import (
 )
 
 __all__ = [
+    "EvidenceConfig",
+    "IncidentKind",
+    "IncidentRule",
+    "PpeAssociation",
+    "SiteClasses",
+    "SiteConfig",
+    "TrackerConfig",
     "AgreementRule",
     "AnyDefectRule",
     "BackoffConfig",
@@ -136,6 +153,7 @@ __all__ = [
     "StationConfig",
     "StationInfo",
     "StorageConfig",
+    "SyntheticSiteSource",
     "SyntheticWaferSource",
     "Tiling",
     "UncertaintyRule",

@@ -60,6 +60,25 @@ class SyntheticWaferSource(_SourceBase):
     )
 
 
+class SyntheticSiteSource(_SourceBase):
+    type: Literal["synthetic_site"] = Field(
+        ..., description="Synthetic construction-site camera: moving workers with and without hard hat or vest, "
+        "occluders and exact ground truth (offline demo and tests; honestly synthetic, not a real site).",
+    )
+    camera: Slug = Field(..., description="Camera id recorded in frame context and incidents.")
+    seed: int = Field(0, description="Random seed; the same seed gives the same scene, people and images.")
+    width: int = Field(960, ge=160, le=3840, description="Image width in pixels.")
+    height: int = Field(540, ge=120, le=2160, description="Image height in pixels.")
+    fps: float = Field(10.0, gt=0, le=60, description="Frames per second of the simulated camera.")
+    duration_s: float = Field(60.0, gt=0, description="Seconds of video to generate.")
+    workers: int = Field(6, ge=0, le=50, description="Workers walking the site at any time.")
+    p_no_hat: Fraction = Field(0.3, description="Share of workers without a hard hat.")
+    p_no_vest: Fraction = Field(0.3, description="Share of workers without a vest.")
+    occluders: int = Field(2, ge=0, le=20, description="Static occluders (containers, stacks) workers pass behind.")
+    realtime: bool = Field(False, description="Pace frames at `fps` like a live camera; false = as fast as possible.")
+    zones: Zones = Field(default_factory=list, description="Zones drawn on this camera's image.")
+
+
 class FolderSource(_SourceBase):
     type: Literal["folder"] = Field(..., description="Images read from a folder on disk.")
     path: PathText = Field(..., description="Folder to read (relative paths resolve against the current directory).")
@@ -146,5 +165,6 @@ class GenicamSource(_SourceBase):
 
 
 Source = Annotated[
-    Union[SyntheticWaferSource, FolderSource, VideoSource, GenicamSource], Field(discriminator="type")
+    Union[SyntheticWaferSource, SyntheticSiteSource, FolderSource, VideoSource, GenicamSource],
+    Field(discriminator="type"),
 ]

@@ -11,7 +11,15 @@ from inspector.config.schema.base import SCHEMA_VERSION, ConfigModel, Loc, Slug,
 from inspector.config.schema.mes import MesOutboxConfig, MesOutput
 from inspector.config.schema.models import FusionConfig, ModelSpec
 from inspector.config.schema.rules import AgreementRule, ClassThresholdRule, RegionRule, Rule, SizeRule, WaferRule
-from inspector.config.schema.sources import FolderSource, GenicamSource, Source, SyntheticWaferSource, VideoSource
+from inspector.config.schema.site import SiteConfig
+from inspector.config.schema.sources import (
+    FolderSource,
+    GenicamSource,
+    Source,
+    SyntheticSiteSource,
+    SyntheticWaferSource,
+    VideoSource,
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,7 +106,8 @@ class StorageConfig(ConfigModel):
 # --------------------------------------------------------------------------------------------
 
 
-def source_id(source: Union[SyntheticWaferSource, FolderSource, VideoSource, GenicamSource], index: int) -> str:
+def source_id(source: Union[SyntheticWaferSource, SyntheticSiteSource, FolderSource, VideoSource, GenicamSource],
+              index: int) -> str:
     """Id a source's frames carry: its `id`, else its camera id, else '<type>-<index>'."""
     return source.id or getattr(source, "camera", None) or f"{source.type}-{index}"
 
@@ -132,9 +141,18 @@ class StationConfig(ConfigModel):
         default_factory=MesOutboxConfig, description="Retention of delivered MES messages in the outbox."
     )
     wafer: Optional[WaferGeometry] = Field(None, description="Wafer geometry; required when station.domain is 'wafer'.")
+    site: Optional[SiteConfig] = Field(
+        None, description="Construction site: tracking, PPE association, incident rules, evidence (defaults apply "
+        "when station.domain is 'construction' and this is left out).",
+    )
     pixel_size_um: Optional[float] = Field(
         None, gt=0, description="Micrometres per image pixel; needed by size rules in unit 'um'."
     )
+
+    @property
+    def site_config(self) -> SiteConfig:
+        """The site section, or its defaults."""
+        return self.site if self.site is not None else SiteConfig()
 
     @field_validator("version")
     @classmethod
@@ -156,6 +174,26 @@ class StationConfig(ConfigModel):
 
         if domain == "wafer" and self.wafer is None:
             add(("wafer",), "required when station.domain is 'wafer' (die_pitch_x_mm, die_pitch_y_mm, ...)")
+        if self.site is not None:  # left out, its defaults are checked where a site station is built
+            site = self.site
+            names = set(self.models[0].class_names)
+            for key in ("worker", "hat", "vest"):
+                cls = getattr(site.classes, key)
+                if cls not in names:
+                    add(("site", "classes", key), f"unknown class {cls!r}; the models' classes are: "
+                        + ", ".join(self.models[0].class_names))
+            zone_ids = {z.id for src in self.sources for z in getattr(src, "zones", [])}
+            for i, rule in enumerate(site.incidents):
+                for j, z in enumerate(rule.zones or []):
+                    if z not in zone_ids:
+                        add(("site", "incidents", i, "zones", j), f"unknown zone {z!r}; the sources' zones are: "
+                            + (", ".join(sorted(zone_ids)) or "none"))
+            seen_ids: dict[str, int] = {}
+            for i, rule in enumerate(site.incidents):
+                if rule.id in seen_ids:
+                    add(("site", "incidents", i, "id"), f"duplicate incident rule id {rule.id!r} (already used by "
+                        f"site.incidents[{seen_ids[rule.id]}])")
+                seen_ids.setdefault(rule.id, i)
         if domain == "construction" and self.flow.mode == "inspection":
             add(("flow", "mode"), "domain 'construction' must use 'monitoring': live video cannot wait for the "
                 "pipeline, so the latest frame wins; got 'inspection'")
