@@ -14,6 +14,7 @@ from typing import Protocol
 from inspector.core.decision import Decision, Verdict
 from inspector.core.detections import Detections
 from inspector.core.frame import Frame
+from inspector.core.site.types import IncidentEvent, SiteFrame
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,7 @@ class FrameResult:
     decision: Decision
     fused: Detections | None = None                 # fused boxes before the rules
     per_model: tuple[Detections, ...] | None = None  # each ensemble member's own boxes
+    site: SiteFrame | None = None                    # construction site: tracked workers, incident events
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,9 @@ class Judgement:
 
     results: tuple[FrameResult, ...]
     timings_ms: Mapping[str, float] = field(default_factory=dict)
+    # Incident events tied to no frame of this batch (those a run's end closes); the others travel
+    # in their frame's ``FrameResult.site``.
+    events: tuple[IncidentEvent, ...] = ()
 
     @property
     def decisions(self) -> list[Decision]:
