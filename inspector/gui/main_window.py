@@ -1,4 +1,4 @@
-"""The operator window: live view, review queue, wafer map, history, and the engineer's tabs.
+"""The operator window: live view, review queue, wafer map, incidents, history, and the engineer's tabs.
 
 Tabs a role may not use are not built at all (the window shows only what the role may do);
 ``actions`` refuses the same things again underneath.
@@ -89,6 +89,14 @@ class MainWindow(QMainWindow):
             from inspector.gui.views.history_view import HistoryView
 
             builders.append(("history", "History", "history", lambda: HistoryView(self.ctx, self)))
+        except ImportError:
+            pass
+        try:
+            from inspector.gui.views.incidents_view import IncidentsView
+
+            cfg = self.ctx.cfg
+            if cfg.station.domain == "construction" or cfg.site is not None or self.ctx.extra.get("incidents_tab"):
+                builders.append(("incidents", "Incidents", "incidents_view", lambda: IncidentsView(self.ctx, self)))
         except ImportError:
             pass
         try:

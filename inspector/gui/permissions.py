@@ -11,8 +11,8 @@ from typing import Any
 
 from inspector.station import actions
 
-# GUI capability -> the actions permission it needs.
-CAPABILITIES: dict[str, str] = {
+# GUI capability -> the actions permission it needs (a tuple: any one of them).
+CAPABILITIES: dict[str, str | tuple[str, ...]] = {
     "station": "review",     # start / stop / pause the line: the people who judge its output
     "review": "review",
     "relabel": "relabel",
@@ -21,6 +21,10 @@ CAPABILITIES: dict[str, str] = {
     "history": "view",
     "export": "view",
     "wafer": "view",
+    # The incidents tab: whoever acts on incidents (safety manager) and whoever turns false alarms
+    # into better models (engineer, who may relabel); the steps themselves need "incidents".
+    "incidents_view": ("incidents", "relabel"),
+    "incidents": "incidents",
 }
 
 
@@ -28,4 +32,5 @@ def can(session: Any, capability: str) -> bool:
     role = None if session is None else getattr(session, "role", None)
     if role is None:
         return False
-    return actions.allowed(role, CAPABILITIES.get(capability, capability))
+    needs = CAPABILITIES.get(capability, capability)
+    return any(actions.allowed(role, n) for n in ((needs,) if isinstance(needs, str) else needs))

@@ -29,7 +29,8 @@ def file_name(row: OutboxRow) -> str:
 class FileDropTransport:
     """Writes each message into ``folder`` (created when missing)."""
 
-    def __init__(self, name: str, folder: str | Path, *, kinds: frozenset[str] = frozenset({"unit", "wafer"})) -> None:
+    def __init__(self, name: str, folder: str | Path, *,
+                 kinds: frozenset[str] = frozenset({"unit", "wafer", "incident"})) -> None:
         self.name = name
         self.folder = Path(folder)
         self.kinds = kinds

@@ -5,7 +5,8 @@ by ``token_env`` / ``username_env`` / ``password_env`` set, CA files present, op
 installed) and raises :class:`MesConfigError` naming the field (``mes[1].token_env: ...``).
 
 Per unit, ``drafts(frame, decision)`` returns the outbox messages the store writes in the
-decision's transaction; per wafer, ``wafer_drafts(summary)`` the wafer result and the KLARF file.
+decision's transaction; per wafer, ``wafer_drafts(summary)`` the wafer result and the KLARF file;
+per batch of incident events, ``incident_drafts(events)`` (written in the same transaction as them).
 ``start(db_path)`` starts one :class:`Forwarder` per outbox transport (and the OPC UA server).
 """
 
@@ -35,7 +36,7 @@ from inspector.mes.filedrop import FileDropTransport
 from inspector.mes.forwarder import Backoff, Forwarder, ForwarderSettings, Retention, Transport
 from inspector.mes.klarf import WaferDefectCollector, klarf_for_wafer, write_klarf
 from inspector.mes.outbox import Draft
-from inspector.mes.payload import safe_name, stream_of, unit_payload, wafer_result_payload
+from inspector.mes.payload import incident_payload, safe_name, stream_of, unit_payload, wafer_result_payload
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,16 @@ def build_transport(index: int, out: Any, data_dir: Path, env: Mapping[str, str]
     if isinstance(out, OpcUaOutput):
         return None
     raise MesConfigError(f"mes[{index}].type", f"unknown MES output type {getattr(out, 'type', out)!r}")
+
+
+def incident_topic(unit_template: str, station: str, camera: str) -> str:
+    """``<prefix>/<station>/<camera>/incidents`` (one topic per camera, like Frigate's events):
+    the prefix is the first level of the output's unit topic when it is fixed text, else ``inspector``."""
+    from inspector.mes.mqtt import render_topic
+
+    first = unit_template.split("/", 1)[0]
+    prefix = first if first and "{" not in first else "inspector"
+    return render_topic(prefix + "/{station}/{camera}/incidents", {"station": station, "camera": camera})
 
 
 @dataclass(frozen=True)
@@ -288,6 +299,26 @@ class MesHub:
                 out += [Draft(x.name, key, stream, "klarf", text, {"file": name}) for x in klarf_routes]
         return tuple(out)
 
+    @property
+    def incident_level(self) -> bool:
+        """Whether incident events produce messages."""
+        return any("incident" in r.kinds for r in self.routes)
+
+    def incident_drafts(self, events: Sequence[Any]) -> tuple[Draft, ...]:
+        """The outbox messages of incident events (``IncidentEvent``s), one per event and JSON
+        transport; MQTT publishes them on ``<prefix>/<station>/<camera>/incidents``."""
+        routes = [r for r in self.routes if "incident" in r.kinds]
+        out: list[Draft] = []
+        for e in events if routes else ():
+            body = incident_payload(e, station=self.station, run_id=self.run_id, config_hash=self.config_hash,
+                                    model_set_version=self.model_set_version)
+            for r in routes:
+                meta: dict[str, Any] = {}
+                if r.topic_template is not None:
+                    meta["topic"] = incident_topic(r.topic_template, self.station, e.camera)
+                out.append(Draft(r.name, body["message_id"], body["stream"], body["kind"], body, meta))
+        return tuple(out)
+
     def committed(self, frame: Frame, decision: Decision) -> None:
         """A decision was committed: show it on the OPC UA server and wake the forwarders."""
         if self.opcua is not None:
@@ -322,4 +353,4 @@ class MesHub:
         return {f.name: f.stats() for f in self.forwarders}
 
 
-__all__ = ["MesConfigError", "MesHub", "build_transport", "forwarder_settings", "stream_of"]
+__all__ = ["MesConfigError", "MesHub", "build_transport", "forwarder_settings", "incident_topic", "stream_of"]

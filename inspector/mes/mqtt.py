@@ -51,7 +51,7 @@ def render_topic(template: str, values: Mapping[str, Any]) -> str:
 class MqttTransport:
     """See the module doc. ``connect_timeout_s`` also bounds the wait for each window's PUBACKs."""
 
-    kinds = frozenset({"unit", "wafer"})
+    kinds = frozenset({"unit", "wafer", "incident"})
 
     def __init__(self, name: str, host: str, port: int = 1883, *, qos: int = 1, tls: bool = False,
                  ca_file: str | None = None, verify_tls: bool = True, cert_file: str | None = None,

@@ -1,4 +1,5 @@
-"""The JSON a MES receives: one unit result per frame, one wafer result per wafer.
+"""The JSON a MES receives: one unit result per frame, one wafer result per wafer, one incident
+event per step of a construction-site incident.
 
 Pure functions from station objects to plain dicts (no I/O). The bodies are fixed when the
 outbox row is written, so a re-delivery sends the very same bytes; ``message_id`` (also sent as
@@ -18,6 +19,7 @@ from inspector.core.frame import Frame
 
 UNIT_SCHEMA_ID = "inspector.unit-result/1"
 WAFER_SCHEMA_ID = "inspector.wafer-result/1"
+INCIDENT_SCHEMA_ID = "inspector.incident-event/1"
 UNIT_KEYS = ("lot", "wafer", "die_x", "die_y", "camera", "zone")
 
 
@@ -110,6 +112,50 @@ def unit_payload(frame: Frame, decision: Decision, *, station: str, run_id: str,
         "t_capture": _iso(frame.t_utc),
         "t_decided": _iso(decision.t_decided),
         "image": None if image is None else dict(image),
+    }
+
+
+def incident_key(station: str, key: str, seq: int) -> str:
+    """``station/<incident key>/<seq>``: one message per step of an incident, sent at least once."""
+    return f"{station}/{key}/{int(seq)}"
+
+
+def incident_stream(camera: str) -> str:
+    """A camera's incident events keep their order (new before update before end)."""
+    return f"{camera}/incidents"
+
+
+def incident_payload(event: Any, *, station: str, run_id: str, config_hash: str,
+                     model_set_version: str) -> dict[str, Any]:
+    """One incident event (schema ``inspector.incident-event/1``; ``event`` is an
+    :class:`inspector.core.site.types.IncidentEvent`). ``kind`` is ``incident.new`` / ``update`` / ``end``."""
+    return {
+        "schema": INCIDENT_SCHEMA_ID,
+        "message_id": incident_key(station, event.key, event.seq),
+        "kind": f"incident.{event.event}",
+        "station": station,
+        "run_id": run_id,
+        "camera": event.camera,
+        "stream": incident_stream(event.camera),
+        "incident": {
+            "key": event.key,
+            "kind": event.kind,
+            "rule_id": event.rule_id,
+            "severity": event.severity,
+            "zone": event.zone,
+            "track_id": int(event.track_id),
+            "started": _iso(event.started_utc),
+        },
+        "seq": int(event.seq),
+        "t_event": _iso(event.t_utc),
+        "frame_id": event.frame_id,
+        "first_frame_id": event.first_frame_id,
+        "worst_frame_id": event.worst_frame_id,
+        "last_frame_id": event.last_frame_id or event.frame_id,
+        "worst_score": _r(event.worst_score, 4),
+        "end_reason": (event.reason or None) if event.event == "end" else None,
+        "config_hash": config_hash,
+        "model_set_version": model_set_version,
     }
 
 
@@ -209,5 +255,5 @@ def check_unit_payload(p: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-__all__ = ["UNIT_KEYS", "UNIT_RESULT_SCHEMA", "UNIT_SCHEMA_ID", "WAFER_SCHEMA_ID", "check_unit_payload", "defects",
-           "idempotency_key", "safe_name", "stream_of", "unit_payload", "wafer_result_payload"]
+__all__ = ["INCIDENT_SCHEMA_ID", "UNIT_KEYS", "UNIT_RESULT_SCHEMA", "UNIT_SCHEMA_ID", "WAFER_SCHEMA_ID", "check_unit_payload", "defects",
+           "idempotency_key", "incident_key", "incident_payload", "incident_stream", "safe_name", "stream_of", "unit_payload", "wafer_result_payload"]

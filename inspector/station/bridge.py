@@ -24,6 +24,7 @@ from typing import Any
 from inspector.core.decision import Decision
 from inspector.core.detections import Detections
 from inspector.core.frame import Frame
+from inspector.core.site.types import IncidentEvent, SiteFrame
 from inspector.station.inspection import WaferSummary
 from inspector.station.judgement import FrameResult
 
@@ -32,12 +33,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class LiveFrame:
-    """The newest frame with its fused boxes and decision (what a live view draws)."""
+    """The newest frame with its fused boxes and decision (what a live view draws); on a site
+    camera also its tracked workers and zones (``site``)."""
 
     seq: int
     frame: Frame
     decision: Decision
     fused: Detections | None
+    site: SiteFrame | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +80,15 @@ class Bridge:
         f = result.frame
         with self._cond:
             self._seq += 1
-            self._latest = LiveFrame(self._seq, f, result.decision, result.fused)
+            self._latest = LiveFrame(self._seq, f, result.decision, result.fused, result.site)
             self._ring.append(DecisionEvent(self._seq, f.frame_id, f.source, f.t_utc, f.context, result.decision))
             self._cond.notify_all()
 
     def accept_wafer(self, summary: WaferSummary) -> None:
         pass  # the wafer map reads wafers from the store
+
+    def accept_events(self, events: Sequence[IncidentEvent]) -> None:
+        pass  # incidents closed by a run's end: the incidents view reads them from the store
 
     def flush(self, timeout: float | None = None) -> None:
         pass  # publishing is immediate: nothing is pending

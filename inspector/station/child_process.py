@@ -44,6 +44,7 @@ import numpy as np
 from inspector.config.schema import StationConfig
 from inspector.core.detections import Detections
 from inspector.core.frame import Frame
+from inspector.core.site.types import SiteFrame
 from inspector.station.bridge import LiveFrame
 from inspector.util.logs import add_log_file, current_level, setup_logging
 
@@ -58,8 +59,9 @@ _LOOP_S = 0.05             # the child's command loop: how fast a pause / stop i
 # Layout: a header (magic, newest published seq), then two slots written alternately (seq & 1),
 # so a reader copying the newest one is not overwritten by the very next frame. Each slot:
 # begin seq, end seq, image shape / dtype / byte counts, preview scale, then image bytes and the
-# pickled small things (frame fields, decision, fused boxes). A reader accepts a slot only when
-# begin == end == the seq it wanted (a seqlock): a torn copy is retried or skipped, never shown.
+# pickled small things (frame fields, decision, fused boxes, site workers and zones). A reader
+# accepts a slot only when begin == end == the seq it wanted (a seqlock): a torn copy is retried
+# or skipped, never shown.
 _MAGIC = 0x49535031  # "ISP1"
 _HEAD = struct.Struct("<IIQ")                 # magic, reserved, newest seq
 _SLOT_HEAD = struct.Struct("<QQIIIIIIf4x")    # begin, end, h, w, c, itemsize, image bytes, meta bytes, scale
@@ -173,12 +175,12 @@ class FrameSlot:
         if struct.unpack_from("<Q", buf, off)[0] != seq:
             return None  # rewritten while we copied
         try:
-            fields, decision, fused = pickle.loads(meta)
+            fields, decision, fused, site = pickle.loads(meta)
         except Exception:  # noqa: BLE001 - a torn copy that slipped past the seq check
             return None
         image = image.reshape((h, w) if c == 1 and len(fields.get("_shape", ())) == 2 else (h, w, c))
         fields.pop("_shape", None)
-        return LiveFrame(seq, Frame(image=image, **fields), decision, fused)
+        return LiveFrame(seq, Frame(image=image, **fields), decision, fused, site)
 
     def close(self) -> None:
         """Unmap (and, for the GUI that created it, remove) the segment."""
@@ -201,6 +203,15 @@ def _scaled(det: Detections | None, scale: float) -> Detections | None:
     return Detections(det.xyxy * np.float32(scale), det.score, det.class_id, det.model_index, det.support)
 
 
+def _scaled_site(site: SiteFrame | None, scale: float) -> SiteFrame | None:
+    """Worker boxes and zone outlines in the previewed image's pixels (like the boxes)."""
+    if site is None or scale == 1.0:
+        return site
+    workers = tuple(dataclasses.replace(w, xyxy=tuple(v * scale for v in w.xyxy)) for w in site.workers)
+    zones = tuple((zid, kind, tuple((x * scale, y * scale) for x, y in poly)) for zid, kind, poly in site.zones)
+    return dataclasses.replace(site, workers=workers, zones=zones)
+
+
 def _pack_meta(lf: LiveFrame, scale: float) -> bytes:
     f = lf.frame
     fields = {k.name: getattr(f, k.name) for k in dataclasses.fields(Frame) if k.name != "image"}
@@ -209,10 +220,13 @@ def _pack_meta(lf: LiveFrame, scale: float) -> bytes:
     decision = lf.decision
     if scale != 1.0:
         decision = dataclasses.replace(decision, detections=_scaled(decision.detections, scale))
-    meta = pickle.dumps((fields, decision, _scaled(lf.fused, scale)), protocol=pickle.HIGHEST_PROTOCOL)
-    if len(meta) > META_CAPACITY:  # thousands of boxes: show the frame and verdict without them
+    site = _scaled_site(lf.site, scale)
+    meta = pickle.dumps((fields, decision, _scaled(lf.fused, scale), site), protocol=pickle.HIGHEST_PROTOCOL)
+    if len(meta) > META_CAPACITY:  # thousands of boxes: show the frame, verdict and workers without them
         decision = dataclasses.replace(decision, detections=Detections.empty())
-        meta = pickle.dumps((fields, decision, None), protocol=pickle.HIGHEST_PROTOCOL)
+        meta = pickle.dumps((fields, decision, None, site), protocol=pickle.HIGHEST_PROTOCOL)
+        if len(meta) > META_CAPACITY:
+            meta = pickle.dumps((fields, decision, None, None), protocol=pickle.HIGHEST_PROTOCOL)
     return meta
 
 

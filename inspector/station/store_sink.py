@@ -27,10 +27,12 @@ from inspector.core.decision import Decision, Verdict
 from inspector.core.frame import Frame
 from inspector.mes import outbox
 from inspector.mes.hub import MesHub
+from inspector.core.site.types import IncidentEvent
+from inspector.station.evidence import Evidence, EvidenceRecorder
 from inspector.station.inspection import WaferSummary
 from inspector.station.judgement import FrameResult
 from inspector.station.metrics import Metrics
-from inspector.store import queries
+from inspector.store import incidents, queries
 from inspector.store.db import open_db
 from inspector.store.writer import DecisionRecord, StoreWriter
 
@@ -72,7 +74,8 @@ class StoreSink:
 
     def __init__(self, writer: StoreWriter, run_id: str, class_names: Sequence[str], *,
                  store_images: str = "all", metrics: Metrics | None = None, actor: str = "station",
-                 on_ack: Callable[[str], None] | None = None, mes: MesHub | None = None) -> None:
+                 on_ack: Callable[[str], None] | None = None, mes: MesHub | None = None,
+                 evidence: EvidenceRecorder | None = None) -> None:
         if store_images not in STORE_IMAGES:
             raise ValueError(f"store_images must be one of {', '.join(STORE_IMAGES)}, got {store_images!r}")
         self.writer = writer
@@ -84,6 +87,9 @@ class StoreSink:
         self.on_ack = on_ack
         # Its drafts ride in each record's transaction (the outbox).
         self.mes = mes
+        # Site incidents: clips and evidence images, recorded on their incident once written.
+        self.evidence = evidence
+        self.evidence_jobs: list[Future] = []   # evidence -> its store job (futures of futures' results)
         self._lock = threading.Lock()
         self._pending: dict[str, Future] = {}
         self.submitted = 0
@@ -128,8 +134,13 @@ class StoreSink:
                             f"{type(e).__name__}: {e}")
 
     def end_run(self, timeout: float | None = 60.0) -> None:
-        """Wait for the wafer events, then record the run end (the last audit row of the run)."""
+        """Wait for the wafer events and the incidents' evidence, then record the run end (the last
+        audit row of the run)."""
         self._events.submit(lambda: None).result(timeout)
+        if self.evidence is not None:
+            for fut in self.evidence.finish():
+                self._evidence_done(fut)
+            self.wait_evidence(timeout)
         self.writer.record_run_end(self.run_id).result(timeout)
 
     # --- per frame ----------------------------------------------------------------------------
@@ -137,15 +148,103 @@ class StoreSink:
         """Submit one record (blocks while the writer's queue is full: back-pressure)."""
         f, d = result.frame, result.decision
         image = needs_image(self.store_images, d.verdict)
+        events = result.site.events if result.site is not None else ()
         rec = DecisionRecord(f, d, list(result.per_model) if result.per_model is not None else None,
-                             self.run_id, self.class_names, image=image, outbox=self._drafts(f, d))
+                             self.run_id, self.class_names, image=image,
+                             outbox=self._drafts(f, d) + self._incident_drafts(events), incidents=events)
         t0 = time.monotonic()
         future = self.writer.submit(rec)
         with self._lock:
             self.submitted += 1
             self._pending[f.frame_id] = future
         future.add_done_callback(lambda fut: self._acked(f, t0, fut, d))
+        if self.evidence is not None:
+            try:
+                for done in self.evidence.observe(result):
+                    self._evidence_done(done)
+            except Exception as e:  # noqa: BLE001 - evidence must never cost the station its record
+                self._report(f"evidence: frame {f.frame_id} not taken: {type(e).__name__}: {e}", "evidence_errors")
         return future
+
+    # --- incidents ----------------------------------------------------------------------------
+    def accept_events(self, events: Sequence[IncidentEvent]) -> Future | None:
+        """Incident events tied to no frame (a run's end closes what is open): applied with their
+        MES messages in one writer transaction; the evidence of every open incident is completed."""
+        if not events and self.evidence is None:
+            return None
+        fut = None
+        if events:
+            drafts = self._incident_drafts(events)
+            run, actor = self.run_id, self.actor
+            msv, cfg_hash = self._model_set_version, self._config_hash
+
+            def apply(conn: sqlite3.Connection) -> list[int]:
+                ids = incidents.apply_events(conn, events, run_id=run, model_set_version=msv, config_hash=cfg_hash,
+                                             actor=actor)
+                outbox.enqueue(conn, drafts)
+                return ids
+
+            fut = self.writer.submit_job(apply, f"{len(events)} incident event(s) at run end")
+            fut.add_done_callback(lambda f: f.exception() and self._report(f"store: {f.exception()}", "store_failed"))
+        if self.evidence is not None:
+            for done in self.evidence.finish(events):
+                self._evidence_done(done)
+        return fut
+
+    def _incident_drafts(self, events: Sequence[IncidentEvent]) -> tuple:
+        if self.mes is None or not events:
+            return ()
+        try:
+            return tuple(self.mes.incident_drafts(events))
+        except Exception as e:  # noqa: BLE001 - the incidents are still recorded; the gap is reported loudly
+            self._mes_error(f"no outbox message for incident events {[x.key for x in events]}: "
+                            f"{type(e).__name__}: {e}")
+            return ()
+
+    def _evidence_done(self, fut: Future) -> None:
+        # On the encoder thread: the evidence goes through the writer like any record.
+        def record(f: Future) -> None:
+            try:
+                ev: Evidence = f.result()
+                job = self.writer.submit_job(
+                    lambda conn: incidents.record_evidence(conn, ev.key, clip_path=ev.clip_path,
+                                                           clip_sha256=ev.clip_sha256, images=ev.images,
+                                                           actor=self.actor),
+                    f"evidence of incident {ev.key}")
+            except Exception as e:  # noqa: BLE001
+                self._report(f"evidence not recorded: {type(e).__name__}: {e}", "evidence_errors")
+                return
+            job.add_done_callback(lambda j: j.exception() and self._report(
+                f"evidence of incident {ev.key} not recorded: {j.exception()}", "evidence_errors"))
+            with self._lock:
+                self.evidence_jobs.append(job)
+            if ev.error:
+                self._report(f"evidence of incident {ev.key}: {ev.error}", "evidence_errors")
+
+        with self._lock:
+            self.evidence_jobs.append(fut)
+        fut.add_done_callback(record)
+
+    def wait_evidence(self, timeout: float | None = None) -> None:
+        """Return once every finished incident's evidence is written and recorded (or failed)."""
+        seen = 0
+        while True:
+            with self._lock:
+                jobs = self.evidence_jobs[seen:]
+            if not jobs:
+                return
+            for j in jobs:
+                try:
+                    j.result(timeout)
+                except Exception:  # noqa: BLE001 - reported by its callback
+                    pass
+            seen += len(jobs)
+
+    def _report(self, msg: str, counter: str) -> None:
+        log.error(msg)
+        if self.metrics is not None:
+            self.metrics.error(msg)
+            self.metrics.count(counter)
 
     def _drafts(self, frame: Frame, decision: Decision) -> tuple:
         if self.mes is None:
@@ -260,6 +359,9 @@ class StoreSink:
 
         try:
             self._events.submit(_close_conn).result(timeout)
+            if self.evidence is not None:
+                self.evidence.close(timeout)  # its last records reach the writer before it closes
+                self.wait_evidence(timeout)
         finally:
             self._events.shutdown(wait=True)
             self.writer.close(timeout)

@@ -26,7 +26,7 @@ from inspector.util.canonical import canonical_json, iso_utc, sha256_text
 from inspector.util.hashchain import GENESIS, link_hash
 
 __all__ = [
-    "ENTITIES", "GENESIS", "Problem", "VerifyResult", "append", "audit_head", "canonical_json", "entity_content",
+    "ENTITIES", "GENESIS", "INCIDENT_EXTENSION", "Problem", "VerifyResult", "append", "audit_head", "canonical_json", "entity_content",
     "iso_utc", "label", "row_hash", "sha256_text", "verify",
 ]
 
@@ -63,7 +63,17 @@ class _Entity:
     integer_key: bool
     columns: tuple[str, ...]    # hashed columns (ignored for decisions, see _decision_content)
     label: Callable[[str], str]
+    # Columns a later migration added: hashed only when set (not NULL), so a row audited before
+    # they existed keeps its hash, while setting or clearing one still changes the content.
+    extension: tuple[str, ...] = ()
 
+
+# Migration 6 (automatic incidents, human steps with who / when).
+INCIDENT_EXTENSION = (
+    "key", "run_id", "track_id", "rule_id", "started", "ended", "end_reason", "seq", "first_frame_id",
+    "worst_frame_id", "worst_score", "last_frame_id", "clip_path", "clip_sha256", "evidence", "model_set_version",
+    "config_hash", "acknowledged_by", "acknowledged_at", "resolved_by", "resolved_at", "resolution_note",
+)
 
 ENTITIES: dict[str, _Entity] = {
     e.table: e
@@ -73,7 +83,7 @@ ENTITIES: dict[str, _Entity] = {
                 lambda i: f"review {i}"),
         _Entity("incidents", "id", True,
                 ("id", "frame_id", "kind", "zone", "camera", "t", "severity", "note", "status"),
-                lambda i: f"incident {i}"),
+                lambda i: f"incident {i}", INCIDENT_EXTENSION),
         _Entity("configs", "hash", False, ("hash", "text", "created"), lambda i: f"config {i[:12]}"),
         _Entity("models", "sha256", False, ("sha256", "name", "version", "path", "created"),
                 lambda i: f"model {i[:12]}"),
@@ -107,8 +117,16 @@ def entity_content(conn: sqlite3.Connection, entity: str, entity_id: str) -> dic
             key = int(entity_id)
         except ValueError:
             return None
-    row = conn.execute(f"SELECT {', '.join(spec.columns)} FROM {spec.table} WHERE {spec.key} = ?", (key,)).fetchone()
-    return None if row is None else {"row": dict(zip(spec.columns, tuple(row)))}
+    cols = spec.columns + spec.extension
+    row = conn.execute(f"SELECT {', '.join(cols)} FROM {spec.table} WHERE {spec.key} = ?", (key,)).fetchone()
+    if row is None:
+        return None
+    values = tuple(row)
+    content: dict[str, Any] = {"row": dict(zip(spec.columns, values[:len(spec.columns)]))}
+    ext = {c: v for c, v in zip(spec.extension, values[len(spec.columns):]) if v is not None}
+    if ext:
+        content["ext"] = ext
+    return content
 
 
 def label(entity: str, entity_id: str) -> str:

@@ -203,6 +203,53 @@ MIGRATIONS: list[str] = [
         SELECT DISTINCT run_id, COALESCE(lot, ''), wafer, strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000+00:00', 'migration'
         FROM frames WHERE wafer IS NOT NULL;
     """,
+    # 6: automatic incidents (construction site) and analysed archive stretches. An automatic
+    # incident is keyed by the incident engine's `key` (camera/run/track/kind/number) so a replayed
+    # event never makes a second row; `t` stays its opening time. Every column added here is NULL
+    # on older rows, which is what keeps their audit hashes valid (inspector.store.audit hashes
+    # such "extension" columns only when set). `status` gains 'false_alarm'; the human steps keep
+    # who and when beside the audit rows. `analysis_segments` is written by inspector.store.analysis.
+    """
+    ALTER TABLE incidents ADD COLUMN key TEXT;
+    ALTER TABLE incidents ADD COLUMN run_id TEXT;
+    ALTER TABLE incidents ADD COLUMN track_id INTEGER;
+    ALTER TABLE incidents ADD COLUMN rule_id TEXT;
+    ALTER TABLE incidents ADD COLUMN started TEXT;            -- when the violation began (before persistence)
+    ALTER TABLE incidents ADD COLUMN ended TEXT;              -- when the engine closed it (cleared, track lost, run end)
+    ALTER TABLE incidents ADD COLUMN end_reason TEXT;
+    ALTER TABLE incidents ADD COLUMN seq INTEGER;             -- last engine event applied (0 = new)
+    ALTER TABLE incidents ADD COLUMN first_frame_id TEXT;
+    ALTER TABLE incidents ADD COLUMN worst_frame_id TEXT;
+    ALTER TABLE incidents ADD COLUMN worst_score REAL;
+    ALTER TABLE incidents ADD COLUMN last_frame_id TEXT;
+    ALTER TABLE incidents ADD COLUMN clip_path TEXT;          -- relative to the data folder
+    ALTER TABLE incidents ADD COLUMN clip_sha256 TEXT;
+    ALTER TABLE incidents ADD COLUMN evidence TEXT;           -- JSON: first / worst / last evidence images
+    ALTER TABLE incidents ADD COLUMN model_set_version TEXT;
+    ALTER TABLE incidents ADD COLUMN config_hash TEXT;
+    ALTER TABLE incidents ADD COLUMN acknowledged_by TEXT;
+    ALTER TABLE incidents ADD COLUMN acknowledged_at TEXT;
+    ALTER TABLE incidents ADD COLUMN resolved_by TEXT;        -- who closed it or marked it a false alarm
+    ALTER TABLE incidents ADD COLUMN resolved_at TEXT;
+    ALTER TABLE incidents ADD COLUMN resolution_note TEXT;
+    CREATE UNIQUE INDEX incidents_key ON incidents(key);
+    CREATE INDEX incidents_camera ON incidents(camera, t);
+    CREATE INDEX incidents_run ON incidents(run_id);
+    CREATE TABLE analysis_segments (
+      id INTEGER PRIMARY KEY,
+      run_id TEXT NOT NULL,
+      video TEXT NOT NULL,            -- the path as given
+      video_sha256 TEXT NOT NULL,     -- sha256 of the first MiB plus the size: identity without reading it all
+      camera TEXT NOT NULL,
+      first_frame INTEGER NOT NULL,   -- inclusive, 0-based
+      last_frame INTEGER NOT NULL,
+      t0_s REAL NOT NULL,             -- video time of first_frame
+      t1_s REAL NOT NULL,
+      action TEXT NOT NULL CHECK (action IN ('inferred', 'skipped')),
+      reason TEXT NOT NULL            -- motion, static, stride, decode_error, ...
+    );
+    CREATE INDEX analysis_segments_run ON analysis_segments(run_id, video, first_frame);
+    """,
 ]
 
 

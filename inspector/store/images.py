@@ -96,12 +96,14 @@ class PruneReport:
     files_kept_shared: int    # old pass images kept because a kept frame has the same image
 
 
-# A frame's image is needed as evidence unless it passed and no person ever touched it. A frame
+# A frame's image is needed as evidence unless it passed, no person ever touched it and no
+# incident cites it (opening, first, worst or last frame). A frame
 # with no decision at all is kept too (it should not exist; keep the evidence until it is understood).
 _NEEDED = """(
     d.verdict IS NULL OR d.verdict != 'pass'
     OR EXISTS (SELECT 1 FROM reviews r WHERE r.frame_id = f.id)
     OR EXISTS (SELECT 1 FROM incidents i WHERE i.frame_id = f.id)
+    OR EXISTS (SELECT 1 FROM incidents i WHERE f.id IN (i.first_frame_id, i.worst_frame_id, i.last_frame_id))
 )"""
 
 

@@ -16,12 +16,13 @@ from typing import Any
 
 from inspector.core.decision import Verdict
 from inspector.store import audit
+from inspector.store import incidents as store_incidents
 from inspector.store.db import StoreError, schema_version, transaction
 from inspector.util.canonical import canonical_json, iso_utc
 
 REVIEW_ACTIONS = ("accept", "reject_false_alarm", "change_class", "relabel")
 SEVERITIES = ("low", "medium", "high", "critical")
-INCIDENT_STATUSES = ("open", "acknowledged", "closed")
+INCIDENT_STATUSES = store_incidents.STATUSES
 _NEEDS_HUMAN = tuple(v.value for v in Verdict if v.needs_human)  # fail, review, error
 
 _DECISION_SELECT = """
@@ -142,21 +143,11 @@ def reviews(conn: sqlite3.Connection, frame_id: str | None = None) -> list[dict[
 
 def incidents(conn: sqlite3.Connection, *, kind: str | None = None, zone: str | None = None,
               since: datetime | str | None = None, until: datetime | str | None = None,
-              status: str | None = None) -> list[dict[str, Any]]:
-    where, args = [], []
-    for col, val in (("kind", kind), ("zone", zone), ("status", status)):
-        if val is not None:
-            where.append(f"{col} = ?")
-            args.append(val)
-    if since is not None:
-        where.append("t >= ?")
-        args.append(_time(since))
-    if until is not None:
-        where.append("t < ?")
-        args.append(_time(until))
-    sql = "SELECT id, frame_id, kind, zone, camera, t, severity, note, status FROM incidents"
-    sql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY t, id"
-    return [dict(r) for r in conn.execute(sql, args)]
+              status: str | None = None, camera: str | None = None, run_id: str | None = None,
+              limit: int | None = None, newest_first: bool = False) -> list[dict[str, Any]]:
+    """Incidents, manual and automatic (:func:`inspector.store.incidents.incidents`)."""
+    return store_incidents.incidents(conn, kind=kind, zone=zone, since=since, until=until, status=status,
+                                     camera=camera, run_id=run_id, limit=limit, newest_first=newest_first)
 
 
 def stats(conn: sqlite3.Connection) -> dict[str, Any]:
@@ -252,14 +243,13 @@ def add_incident(conn: sqlite3.Connection, frame_id: str | None, kind: str, *, u
     return incident_id
 
 
-def set_incident_status(conn: sqlite3.Connection, incident_id: int, status: str, *, user: str) -> None:
-    """Move an incident to open / acknowledged / closed (audited; the audit keeps every step)."""
+def set_incident_status(conn: sqlite3.Connection, incident_id: int, status: str, *, user: str,
+                        note: str = "") -> None:
+    """Move an incident to open / acknowledged / closed / false_alarm (audited, with who and when;
+    the allowed steps are :mod:`inspector.store.incidents`')."""
     if status not in INCIDENT_STATUSES:
         raise ValueError(f"incident status must be one of {', '.join(INCIDENT_STATUSES)}, got {status!r}")
-    with transaction(conn):
-        if not conn.execute("UPDATE incidents SET status = ? WHERE id = ?", (status, incident_id)).rowcount:
-            raise StoreError(f"incident {incident_id} does not exist")
-        audit.append(conn, actor=user, action=f"incident.{status}", entity="incidents", entity_id=incident_id)
+    store_incidents.set_status(conn, incident_id, status, user=user, note=note)
 
 
 def record_event(conn: sqlite3.Connection, *, actor: str, action: str, entity: str, entity_id: str,

@@ -23,9 +23,11 @@ from typing import Any
 from inspector.core.decision import Decision
 from inspector.core.detections import Detections
 from inspector.core.frame import Frame
+from inspector.core.site.types import IncidentEvent
 from inspector.store import audit
 from inspector.store.db import StoreError, end_run, insert_config, insert_model, insert_run, open_db
 from inspector.store.images import ImageStore
+from inspector.store.incidents import apply_events
 from inspector.util.canonical import canonical_json, iso_utc
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,9 @@ class DecisionRecord:
     # MES messages for this unit (opaque to the store): the writer's ``outbox_hook`` inserts them in
     # the decision's own transaction, so a committed decision never lacks its outbound message.
     outbox: Sequence[Any] = ()
+    # Incident events this frame caused (construction site): applied in the decision's transaction
+    # (inspector.store.incidents.apply_event), so an accepted incident is as durable as its decision.
+    incidents: Sequence[IncidentEvent] = ()
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,8 @@ def decision_row(d: Decision) -> tuple:
 
 def write_record(conn: sqlite3.Connection, rec: DecisionRecord, image_sha256: str | None = None,
                  image_path: str | None = None, *, actor: str = "station") -> int:
-    """Insert one record's frame, detections, decision and audit row (inside a transaction); returns the audit seq."""
+    """Insert one record's frame, detections, decision and audit row, then its incident events
+    (inside a transaction); returns the decision's audit seq."""
     f, d = rec.frame, rec.decision
     if f.frame_id != d.frame_id:
         raise RecordError(f"frame {f.frame_id!r}: its decision is for frame {d.frame_id!r}")
@@ -131,7 +137,11 @@ def write_record(conn: sqlite3.Connection, rec: DecisionRecord, image_sha256: st
                          " class_name, support) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
     conn.execute("INSERT INTO decisions (frame_id, verdict, reasons, model_set_version, config_hash, t_decided,"
                  " error, extras) VALUES (?,?,?,?,?,?,?,?)", decision_row(d))
-    return audit.append(conn, actor=actor, action="decision.record", entity="decisions", entity_id=f.frame_id)
+    seq = audit.append(conn, actor=actor, action="decision.record", entity="decisions", entity_id=f.frame_id)
+    if rec.incidents:
+        apply_events(conn, rec.incidents, run_id=rec.run_id, model_set_version=d.model_set_version,
+                     config_hash=d.config_hash, actor=actor)
+    return seq
 
 
 # --------------------------------------------------------------------------------------------

@@ -141,3 +141,18 @@ def test_boxes_and_banner_of_a_live_frame():
     text = live_banner(err)
     assert text.startswith("ERROR  lot L7 wafer W2 die 3,-1") and "(model timed out" in text
     assert len(text) < 140                                               # long errors are cut
+
+
+def test_a_site_frame_draws_workers_not_fused_boxes_and_the_banner_counts_them():
+    import dataclasses
+
+    from inspector.core.site.types import SiteFrame, TrackedWorker
+    from inspector.gui.views.live_page import live_banner, live_boxes
+
+    lf = live_frame(1)
+    site = SiteFrame("cam-a", (TrackedWorker(1, (0, 0, 5, 5), 0.9, False, True, 0, 0.9, (), ("no_hard_hat",)),
+                               TrackedWorker(2, (5, 5, 9, 9), 0.9, True, True, 0.9, 0.9)))
+    assert len(live_boxes(lf, ("a", "b"))) == 1
+    site_lf = dataclasses.replace(lf, site=site)
+    assert live_boxes(site_lf, ("a", "b")) == []
+    assert live_banner(site_lf).endswith("workers 2, 1 violating")

@@ -15,6 +15,7 @@ from inspector.config import config_hash, load_config_text
 from inspector.core import Decision, Detections, Frame, Reason, Verdict
 from inspector.station import actions
 from inspector.station.actions import PermissionDenied, Session, SettingsError
+from inspector.station.actions import reviews as incident_actions
 from inspector.store import queries, users
 from inspector.store.audit import verify
 from inspector.store.db import open_db, transaction
@@ -106,9 +107,17 @@ def _act(name, conn, s, cfg, runner):
         return actions.review_queue(conn, s)
     if name == "add_incident":
         return actions.add_incident(conn, s, "f1", "no_helmet", severity="high")
-    if name == "set_incident_status":
+    if name in INCIDENT_STEPS:
         iid = queries.add_incident(conn, None, "fall", user="sam")  # set up outside the check
-        return actions.set_incident_status(conn, s, iid, "acknowledged")
+        if name == "set_incident_status":
+            return actions.set_incident_status(conn, s, iid, "acknowledged")
+        if name == "acknowledge_incident":
+            return incident_actions.acknowledge_incident(conn, s, iid)
+        if name == "close_incident":
+            return incident_actions.close_incident(conn, s, iid, "barrier moved")
+        return incident_actions.mark_false_alarm(conn, s, iid, "a shadow")
+    if name == "view_incidents":
+        return incident_actions.view_incidents(conn, s, status="open")
     if name == "change_settings":
         return actions.change_settings(conn, s, cfg, {"rules.min-score.thresholds.scratch": 0.5},
                                        actions.tunable_limits(cfg))
@@ -137,6 +146,10 @@ ALLOWED = {
     "relabel": {"engineer"},
     "add_incident": {"safety_manager"},
     "set_incident_status": {"safety_manager"},
+    "view_incidents": {"operator", "engineer", "safety_manager"},
+    "acknowledge_incident": {"safety_manager"},
+    "close_incident": {"safety_manager"},
+    "mark_false_alarm": {"safety_manager"},
     "change_settings": {"engineer"},
     "models_promote": {"engineer"},
     "models_rollback": {"engineer"},
@@ -145,7 +158,8 @@ ALLOWED = {
     "set_password": {"admin"},
     "deactivate": {"admin"},
 }
-WRITES = {"accept", "reject_false_alarm", "change_class", "relabel", "add_incident", "set_incident_status",
+INCIDENT_STEPS = {"set_incident_status", "acknowledge_incident", "close_incident", "mark_false_alarm"}
+WRITES = INCIDENT_STEPS | {"accept", "reject_false_alarm", "change_class", "relabel", "add_incident",
           "change_settings", "models_promote", "models_rollback", "add_user", "set_role", "set_password",
           "deactivate"}
 
@@ -155,8 +169,8 @@ WRITES = {"accept", "reject_false_alarm", "change_class", "relabel", "add_incide
 def test_role_x_action(conn, cfg, role, name):
     runner = FakeRunner()
     s = session(role)
-    if name == "set_incident_status":  # its set-up writes an incident first
-        _act("set_incident_status", conn, Session("sam", "safety_manager"), cfg, runner)
+    if name in INCIDENT_STEPS:  # its set-up writes an incident first
+        _act(name, conn, Session("sam", "safety_manager"), cfg, runner)
     before = counts(conn)
     if role in ALLOWED[name]:
         _act(name, conn, s, cfg, runner)
@@ -172,7 +186,7 @@ def test_role_x_action(conn, cfg, role, name):
         assert f"user {NAMES[role]!r} (role {role}) may not" in msg and "needs role" in msg
         assert (e.value.user, e.value.role) == (NAMES[role], role)
         after = counts(conn)
-        if name == "set_incident_status":  # the set-up's own incident and audit row
+        if name in INCIDENT_STEPS:  # the set-up's own incident and audit row
             before["incidents"] += 1
             before["audit"] += 1
         assert after == before, f"a refused {name} by {role} wrote something"
@@ -194,6 +208,19 @@ def test_review_records_the_session_user(conn):
                                                                           "dust")
     with pytest.raises(ValueError, match="review action must be one of"):
         actions.review(conn, session("operator"), "f0", "approve")
+
+
+def test_incident_steps_record_the_session_user_and_closing_needs_a_note(conn):
+    sm = session("safety_manager")
+    iid = queries.add_incident(conn, "f1", "no_hard_hat", user="sam")
+    incident_actions.acknowledge_incident(conn, sm, iid)
+    with pytest.raises(ValueError, match="needs a note"):
+        incident_actions.close_incident(conn, sm, iid, "  ")
+    incident_actions.mark_false_alarm(conn, sm, iid, "reflective hat")
+    (inc,) = incident_actions.view_incidents(conn, session("engineer"))
+    assert (inc["status"], inc["acknowledged_by"], inc["resolved_by"], inc["resolution_note"]) == (
+        "false_alarm", NAMES["safety_manager"], NAMES["safety_manager"], "reflective hat")
+    assert verify(conn).ok
 
 
 # --- sessions ------------------------------------------------------------------------------------

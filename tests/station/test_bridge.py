@@ -137,3 +137,17 @@ def test_polling_from_another_thread_while_publishing():
     stop.set()
     t.join(5)
     assert len(seen) + missed == 500 and seen == sorted(set(seen))
+
+
+def test_the_latest_frame_carries_its_site_frame_and_run_end_events_are_accepted():
+    from inspector.core.site.types import SiteFrame, TrackedWorker
+
+    b = Bridge(ring_size=4)
+    site = SiteFrame("cam-a", (TrackedWorker(3, (1.0, 2.0, 3.0, 4.0), 0.9, True, False, 0.8, 0.0),))
+    r = result(0)
+    b.accept_result(FrameResult(r.frame, r.decision, r.fused, site=site))
+    assert b.latest().site is site
+    b.accept_result(result(1))
+    assert b.latest().site is None
+    b.accept_events(())  # the ResultSink call at a run's end: nothing to draw, nothing kept
+    assert b.seq == 2

@@ -221,3 +221,35 @@ def test_frame_slot_round_trip_and_oversized_frames():
         reader.close()
         slot.close()
     assert IMAGE_CAPACITY >= 2048 * 2048 * 3
+
+
+def _site_frame(cam: str = "c1"):
+    from inspector.core.site.types import SiteFrame, TrackedWorker
+
+    workers = (TrackedWorker(7, (100.0, 40.0, 140.0, 160.0), 0.9, False, True, 0.0, 0.8, ("pit",), ("no_hard_hat",)),
+               TrackedWorker(9, (20.0, 20.0, 60.0, 120.0), 0.8, True, True, 0.9, 0.9))
+    return SiteFrame(cam, workers, (), (("pit", "restricted", ((0.0, 0.0), (100.0, 0.0), (100.0, 180.0))),))
+
+
+def test_frame_slot_carries_the_site_frame_scaled_with_the_preview():
+    import dataclasses
+
+    slot = FrameSlot.create(image_capacity=64 * 64 * 3)
+    reader = FrameSlot.attach(slot.name, image_capacity=64 * 64 * 3)
+    try:
+        site = _site_frame()
+        slot.write(dataclasses.replace(_live(np.zeros((40, 50, 3), np.uint8)), site=site))
+        got = reader.read()
+        assert got.site == site  # small frame: workers, PPE state, violations and zones as they were
+        slot.write(dataclasses.replace(_live(np.zeros((200, 100, 3), np.uint8), 2), site=site))
+        got = reader.read()
+        step = -(-200 // got.frame.image.shape[0])
+        assert step >= 2 and got.site.camera == "c1" and [w.track_id for w in got.site.workers] == [7, 9]
+        assert np.allclose(got.site.workers[0].xyxy, [100 / step, 40 / step, 140 / step, 160 / step])
+        assert got.site.workers[0].violations == ("no_hard_hat",) and got.site.workers[0].hat is False
+        assert np.allclose(got.site.zones[0][2], [(0, 0), (100 / step, 0), (100 / step, 180 / step)])
+        slot.write(_live(np.zeros((10, 10), np.uint8), 3))
+        assert reader.read().site is None  # a wafer frame has none
+    finally:
+        reader.close()
+        slot.close()

@@ -3,7 +3,8 @@ images kept by policy, wafers audited after their dies, MES messages in the deci
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import json
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -12,14 +13,17 @@ from inspector.config import canonical_json, config_hash, load_config_text
 from inspector.core.decision import Decision, Reason, Verdict
 from inspector.core.detections import Detections
 from inspector.core.frame import Frame
+from inspector.core.site.types import IncidentEvent, SiteFrame
 from inspector.mes import outbox
 from inspector.mes.hub import MesHub
+from inspector.station.evidence import EvidenceRecorder
 from inspector.station.inspection import WaferTracker
 from inspector.station.judgement import FrameResult
 from inspector.station.metrics import Metrics
 from inspector.station.rules_builder import wafer_layout
 from inspector.station.store_sink import StoreSink, needs_image, store_counts, wafer_payload
-from inspector.store import audit
+from inspector.store import audit, incidents
+from inspector.store.clips import probe
 from inspector.store.db import open_db
 from inspector.store.images import ImageStore
 from inspector.store.writer import StoreWriter
@@ -209,3 +213,77 @@ def test_image_policy(policy, verdict, keep):
 def test_an_unknown_image_policy_is_refused(tmp_path):
     with pytest.raises(ValueError, match="store_images must be one of"):
         StoreSink(StoreWriter(tmp_path / "s.sqlite"), RUN, NAMES, store_images="some")
+
+
+# --------------------------------------------------------------------------------------------
+# Construction site: incidents with their decisions, MES incident events, evidence
+# --------------------------------------------------------------------------------------------
+
+SITE_CONFIG = """
+station: {id: site-1, name: Site, domain: construction}
+sources: [{type: synthetic_site, camera: gate}]
+models: [{name: m, registry: m, imgsz: 32, class_names: [hat, vest, worker]}]
+flow: {mode: monitoring}
+site:
+  incidents: [{id: hat-rule, kind: no_hard_hat}]
+  evidence: {pre_s: 0.5, post_s: 0.25, clip_fps: 8}
+mes: [{type: filedrop, id: files, folder: mes-out}]
+"""
+SITE_KEY = f"gate/{RUN}/4/no_hard_hat/1"
+
+
+def site_event(kind: str, i: int, seq: int, reason: str = ""):
+    return IncidentEvent(kind, SITE_KEY, seq, "gate", 4, "no_hard_hat", "hat-rule", "medium", None,
+                         T0 + timedelta(seconds=i / 8), f"{RUN}/gate/{i:04d}", f"{RUN}/gate/{2:04d}",
+                         f"{RUN}/gate/{i:04d}", 0.7, T0, reason)
+
+
+def site_result(i: int, events=()) -> FrameResult:
+    img = np.zeros((32, 48, 3), np.uint8)
+    img[:, i % 48] = 200
+    frame = Frame(f"{RUN}/gate/{i:04d}", "site-1", "gate", float(i), T0 + timedelta(seconds=i / 8), img,
+                  {"camera": "gate", "frame_index": i, "t_video_s": i / 8})
+    verdict = Verdict.FAIL if events else Verdict.PASS
+    why = (Reason("hat-rule", Verdict.FAIL, "no hard hat"),) if events else ()
+    dec = Decision(frame.frame_id, verdict, why, Detections.empty(), "ms-1", "h", T0)
+    return FrameResult(frame, dec, Detections.empty(), (Detections.empty(),), SiteFrame("gate", (), tuple(events)))
+
+
+def test_incidents_commit_with_their_decisions_and_leave_with_their_mes_events(tmp_path):
+    cfg = load_config_text(SITE_CONFIG)
+    hub = MesHub.from_config(cfg, config_hash(cfg), RUN, tmp_path, class_names=("hat", "vest", "worker"),
+                             model_set_version="ms-1")
+    images = ImageStore(tmp_path / "images")
+    writer = StoreWriter(tmp_path / "s.sqlite", images, outbox_hook=outbox.write_drafts).start()
+    sink = StoreSink(writer, RUN, ("hat", "vest", "worker"), store_images="flagged", mes=hub,
+                     evidence=EvidenceRecorder(cfg.site.evidence, tmp_path, images))
+    sink.start_run("site-1", config_hash(cfg), canonical_json(cfg), "ms-1")
+    events = {8: [site_event("new", 8, 0)], 12: [site_event("update", 12, 1)]}
+    for i in range(20):
+        sink.accept_result(site_result(i, events.get(i, ())))
+    sink.flush(10)
+    conn = open_db(tmp_path / "s.sqlite")
+    (inc,) = incidents.incidents(conn)
+    assert (inc["key"], inc["frame_id"], inc["worst_frame_id"], inc["ended"]) == (
+        SITE_KEY, f"{RUN}/gate/0008", f"{RUN}/gate/0012", None)
+    sink.accept_events([site_event("end", 19, 2, "run ended")]).result(10)
+    sink.end_run(10)
+    sink.close(10)
+
+    inc = incidents.incident(conn, key=SITE_KEY)
+    assert inc["end_reason"] == "run ended" and inc["clip_sha256"] and inc["status"] == "open"
+    assert probe(tmp_path / inc["clip_path"])[0] == 16  # 0.5 s pre-roll at 8 fps (5) + frames 9..19
+    assert set(inc["evidence"]) == {"first", "worst", "last"}
+    assert (tmp_path / inc["evidence"]["worst"]["path"]).is_file()
+    rows = conn.execute("SELECT kind, key, stream, body FROM outbox WHERE kind LIKE 'incident.%' ORDER BY id").fetchall()
+    steps = (("new", 0), ("update", 1), ("end", 2))
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        (f"incident.{k}", f"site-1/{SITE_KEY}/{n}", "gate/incidents") for k, n in steps]
+    body = json.loads(rows[2][3])
+    assert body["schema"] == "inspector.incident-event/1" and body["end_reason"] == "run ended"
+    assert body["incident"]["rule_id"] == "hat-rule" and body["model_set_version"] == "ms-1"
+    # The run end is the last audit row of the run: the evidence was recorded before it.
+    last = conn.execute("SELECT action FROM audit ORDER BY seq DESC LIMIT 2").fetchall()
+    assert [r[0] for r in last] == ["run.end", "incident.evidence"]
+    assert audit.verify(conn).ok
+    conn.close()

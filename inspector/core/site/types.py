@@ -57,6 +57,7 @@ class IncidentEvent:
     worst_score: float           # its evidence strength (e.g. worker score x missing-PPE certainty)
     started_utc: datetime        # when the violation began
     reason: str = ""             # "cleared", "track lost", "run ended" for end events
+    last_frame_id: str = ""      # the last frame that showed the violation (the evidence's "last frame")
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,10 @@ POLL_MS = 33  # ~30 Hz: the view shows only the newest frame; frames in between 
 
 
 def live_boxes(lf: LiveFrame, class_names: tuple[str, ...]) -> list[Box]:
-    """The fused boxes of a live frame (kept ones if fusion output is not there)."""
+    """The fused boxes of a live frame (kept ones if fusion output is not there). None on a site
+    frame: its tracked workers carry the boxes, with their PPE state (drawn by the site overlay)."""
+    if lf.site is not None:
+        return []
     det = lf.fused if lf.fused is not None else lf.decision.detections
     out = []
     for xyxy, score, cid in zip(det.xyxy.tolist(), det.score.tolist(), det.class_id.tolist()):
@@ -35,6 +38,11 @@ def live_banner(lf: LiveFrame) -> str:
     text = f"{d.verdict.value.upper()}  {where}"
     if rules:
         text += f"  rules: {rules}"
+    if lf.site is not None:
+        violating = sum(1 for w in lf.site.workers if w.violations)
+        text += f"  workers {len(lf.site.workers)}"
+        if violating:
+            text += f", {violating} violating"
     if d.error:
         text += f"  ({d.error[:80]})"
     return text
@@ -99,6 +107,6 @@ class LivePage(QWidget):
         t0 = time.thread_time()
         self._seq = lf.seq
         self.view.set_frame(lf.frame.image, live_boxes(lf, self.class_names), lf.decision.verdict.value,
-                            live_banner(lf))
+                            live_banner(lf), getattr(lf, "site", None))
         self.view.repaint()  # paint now, so the cost measured below includes drawing
         self.poll_ms_max = max(self.poll_ms_max, (time.thread_time() - t0) * 1e3)

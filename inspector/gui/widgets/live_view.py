@@ -1,4 +1,5 @@
-"""The live view: the newest frame with its fused boxes (class colours, scores) and a verdict banner.
+"""The live view: the newest frame with its fused boxes (class colours, scores) and a verdict banner;
+on a site camera, its zones and tracked workers (:mod:`inspector.gui.widgets.site_overlay`).
 
 Only paints what it was given: it never reads the pipeline or runs a model. ``set_frame`` is
 called by the main window's poll timer with the newest frame only.
@@ -14,8 +15,10 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from inspector.core.site.types import SiteFrame
 from inspector.gui.images import to_qimage
 from inspector.gui.style import class_color, verdict_color
+from inspector.gui.widgets.site_overlay import paint_site
 
 
 @dataclass(frozen=True)
@@ -37,23 +40,30 @@ class LiveView(QWidget):
         self._boxes: list[Box] = []
         self._banner = "no frame yet"
         self._verdict: str | None = None
+        self._site: SiteFrame | None = None
         self.frames_shown = 0
 
-    def set_frame(self, image: np.ndarray, boxes: Sequence[Box], verdict: str | None, banner: str) -> None:
+    def set_frame(self, image: np.ndarray, boxes: Sequence[Box], verdict: str | None, banner: str,
+                  site: SiteFrame | None = None) -> None:
         self._image = to_qimage(image)
         self._boxes = list(boxes)
+        self._site = site
         self._verdict = verdict
         self._banner = banner
         self.frames_shown += 1
         self.update()
 
     def clear(self, message: str = "no frame yet") -> None:
-        self._image, self._boxes, self._verdict, self._banner = None, [], None, message
+        self._image, self._boxes, self._verdict, self._banner, self._site = None, [], None, message, None
         self.update()
 
     @property
     def banner(self) -> str:
         return self._banner
+
+    @property
+    def site(self) -> SiteFrame | None:
+        return self._site
 
     def image_rect(self) -> QRectF:
         """Where the image is drawn (aspect kept, centred below the banner)."""
@@ -72,6 +82,8 @@ class LiveView(QWidget):
         if self._image is not None:
             p.drawImage(r, self._image)
             s = r.width() / max(1, self._image.width())
+            if self._site is not None:
+                paint_site(p, r, s, self._site, self.font())
             font = QFont(self.font())
             font.setPointSizeF(8.5)
             p.setFont(font)

@@ -43,11 +43,15 @@ from inspector.station.actions.auth import (
 )
 from inspector.station.actions.models import TOOL_TIMEOUT_S, Runner, ToolResult, models_promote, models_rollback
 from inspector.station.actions.reviews import (
+    acknowledge_incident,
     add_incident,
+    close_incident,
+    mark_false_alarm,
     review,
     review_queue,
     set_incident_status,
     view_decisions,
+    view_incidents,
 )
 from inspector.station.actions.settings import (
     CEILING,
@@ -62,7 +66,8 @@ from inspector.station.actions.settings import (
 
 __all__ = [
     "DEFAULT_MAX_STEP", "PERMISSIONS", "REVIEW_PERMISSION", "Limit", "PermissionDenied", "Session", "SettingsError",
-    "ToolResult", "activate", "add_incident", "add_user", "allowed", "change_own_password", "change_settings",
-    "deactivate", "login", "models_promote", "models_rollback", "require", "review", "review_queue",
+    "ToolResult", "acknowledge_incident", "activate", "add_incident", "add_user", "allowed", "change_own_password", "change_settings",
+    "close_incident", "deactivate", "login", "mark_false_alarm", "models_promote", "models_rollback", "require", "review", "review_queue",
     "set_incident_status", "set_password", "set_role", "tunable_limits", "view_decisions",
+    "view_incidents",
 ]

@@ -8,7 +8,7 @@ from typing import Any
 
 from inspector.core.decision import Verdict
 from inspector.station.actions.auth import REVIEW_PERMISSION, Session, require
-from inspector.store import queries
+from inspector.store import incidents, queries
 
 
 # --------------------------------------------------------------------------------------------
@@ -56,7 +56,36 @@ def add_incident(conn: sqlite3.Connection, session: Session, frame_id: str | Non
                                 severity=severity, note=note)
 
 
-def set_incident_status(conn: sqlite3.Connection, session: Session, incident_id: int, status: str) -> None:
-    """Move an incident to open / acknowledged / closed (safety manager)."""
+def set_incident_status(conn: sqlite3.Connection, session: Session, incident_id: int, status: str,
+                        note: str = "") -> None:
+    """Move an incident to open / acknowledged / closed / false_alarm (safety manager)."""
     require(session, "incidents", f"set incident {incident_id} to {status!r}", conn)
-    queries.set_incident_status(conn, incident_id, status, user=session.user)
+    queries.set_incident_status(conn, incident_id, status, user=session.user, note=note)
+
+
+def view_incidents(conn: sqlite3.Connection, session: Session, **filters: Any) -> list[dict[str, Any]]:
+    """``incidents.incidents`` (filters: camera, kind, zone, status, run_id, since, until, limit,
+    newest_first) for roles that may view."""
+    require(session, "view", "view incidents", conn)
+    return incidents.incidents(conn, **filters)
+
+
+def acknowledge_incident(conn: sqlite3.Connection, session: Session, incident_id: int) -> None:
+    """Open -> acknowledged, as the session's user (safety manager)."""
+    require(session, "incidents", f"acknowledge incident {incident_id}", conn)
+    incidents.acknowledge(conn, incident_id, user=session.user)
+
+
+def close_incident(conn: sqlite3.Connection, session: Session, incident_id: int, note: str) -> None:
+    """Open / acknowledged -> closed, with a note saying what was done (safety manager)."""
+    if not note.strip():
+        raise ValueError("closing an incident needs a note saying what was done")
+    require(session, "incidents", f"close incident {incident_id}", conn)
+    incidents.close(conn, incident_id, user=session.user, note=note)
+
+
+def mark_false_alarm(conn: sqlite3.Connection, session: Session, incident_id: int, note: str = "") -> None:
+    """Open / acknowledged -> false_alarm (safety manager); its evidence frames become training
+    material like a rejected review (``incidents.false_alarm_frames``)."""
+    require(session, "incidents", f"mark incident {incident_id} a false alarm", conn)
+    incidents.mark_false_alarm(conn, incident_id, user=session.user, note=note)
