@@ -35,29 +35,55 @@ def main() -> None:
 @main.command("synth")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--images", "-n", type=click.IntRange(min=1), required=True,
-              help="Exact number of die images to write (train + val).")
+              help="Exact number of images to write (train + val).")
 @click.option("--seed", "-s", type=click.IntRange(min=0), required=True,
               help="Generator seed: the same seed gives byte-identical images and labels.")
+@click.option("--domain", type=click.Choice(["wafer", "site"]), default="wafer", show_default=True,
+              help="wafer: die images of the synthetic wafer line; site: frames of synthetic construction-site "
+                   "cameras (hat, vest, worker).")
 @click.option("--die-px", type=click.IntRange(min=64), default=640, show_default=True,
-              help="Side of each square die image in pixels.")
+              help="Side of each square die image in pixels (wafer).")
+@click.option("--width", type=click.IntRange(min=160), default=960, show_default=True,
+              help="Frame width in pixels (site).")
+@click.option("--height", type=click.IntRange(min=120), default=540, show_default=True,
+              help="Frame height in pixels (site).")
+@click.option("--frames-per-scene", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Frames taken from each scene: one camera, 1.5 s apart (site).")
 @click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.2, show_default=True,
-              help="Share of images in the validation split (split by lot, never by die).")
+              help="Share of images in the validation split (split by lot for wafers, by scene for sites; "
+                   "never by image).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: one per CPU).")
 @log_level_option
 @json_option
 @progress_option
-def synth(out: Path, images: int, seed: int, die_px: int, val_fraction: float, workers: int | None,
-          as_json: bool, progress: Progress) -> None:
-    """Render a synthetic wafer-defect dataset into OUT (YOLO format: images/, labels/, data.yaml).
+def synth(out: Path, images: int, seed: int, domain: str, die_px: int, width: int, height: int,
+          frames_per_scene: int, val_fraction: float, workers: int | None, as_json: bool, progress: Progress) -> None:
+    """Render a synthetic dataset into OUT (YOLO format: images/, labels/, data.yaml, manifest.json).
 
-    Five classes: particle, scratch, residue, pattern, edge_chip. A manifest.json records the
-    seed, the generator version and the box counts per class and split.
+    wafer: five classes (particle, scratch, residue, pattern, edge_chip) on die images. site: three
+    classes (hat, vest, worker) on frames of synthetic site cameras. The manifest records the seed,
+    the generator version, the split, the box counts per class and split and the content hash.
     """
-    from training.synth import write_yolo_dataset  # lazy: keep `--help` fast
-
     if out.exists() and any(out.iterdir()):
         click.echo(f"note: {out} is not empty; files with the same names are overwritten", err=True)
+    if domain == "site":
+        from training.synth_site import write_site_dataset  # lazy: keep `--help` fast
+
+        summary = write_site_dataset(out, images, seed, width=width, height=height, val_fraction=val_fraction,
+                                     frames_per_scene=frames_per_scene, workers=workers, progress=progress)
+        if as_json:
+            click.echo(json.dumps(summary, sort_keys=True, default=str))
+            return
+        imgs, boxes = summary["images"], summary["boxes"]
+        click.echo(f"wrote {imgs['train'] + imgs['val']} images to {summary['out']} in {summary['seconds']:.1f} s")
+        for split in ("train", "val"):
+            per_class = ", ".join(f"{c} {n}" for c, n in boxes[split].items())
+            click.echo(f"  {split:5s} {imgs[split]:6d} images ({summary['scenes'][split]} scenes): {per_class}")
+        click.echo(f"  data: {summary['data_yaml']}")
+        return
+    from training.synth import write_yolo_dataset  # lazy: keep `--help` fast
+
     summary = write_yolo_dataset(out, images, seed, die_px=die_px, val_fraction=val_fraction, workers=workers,
                                  progress=progress)
     if as_json:

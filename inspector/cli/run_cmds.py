@@ -47,8 +47,10 @@ def _run_station(cfg, *, max_frames: int | None, registry: Path | None, data_dir
 
 
 @click.command()
+@click.argument("name", required=False, type=click.Choice(["wafer", "construction"]))
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              help="Station config (default: the embedded wafer demo, station_configs/wafer-demo.yaml).")
+              help="Station config (default: the named demo's shipped config; wafer: station_configs/wafer-demo.yaml, "
+                   "construction: station_configs/construction-demo.yaml).")
 @click.option("--max-frames", type=click.IntRange(min=0), default=None, help="Stop after this many frames.")
 @json_option
 @click.option("--registry", type=click.Path(file_okay=False, path_type=Path), default=None, help=_REGISTRY_HELP)
@@ -56,24 +58,33 @@ def _run_station(cfg, *, max_frames: int | None, registry: Path | None, data_dir
 @click.option("--headless", is_flag=True, help=_HEADLESS_HELP)
 @click.option("--gui", "force_gui", is_flag=True, help=_GUI_HELP)
 @progress_option
-def demo(config_path: str | None, max_frames: int | None, as_json: bool, registry: Path | None,
+def demo(name: str | None, config_path: str | None, max_frames: int | None, as_json: bool, registry: Path | None,
          data_dir: Path | None, headless: bool, force_gui: bool, progress: Progress) -> None:
-    """Run the wafer demo: inspect the synthetic wafer line of the demo config and summarise it.
+    """Run a demo station on synthetic data and summarise it: NAME is wafer (the default) or
+    construction, or give any station config with --config.
 
-    Every die gets one decision (pass / fail / review, or error), stored with the exact config
-    and model versions in the data folder's database; every wafer gets a die map and its spatial
-    signature. Without the shipped model every die is recorded as not inspected, and the demo
-    says so. Ctrl-C stops gracefully (every captured die is still recorded).
+    wafer: every die of the synthetic line gets one decision (pass / fail / review, or error),
+    stored with the exact config and model versions; every wafer gets a die map and its spatial
+    signature.
 
-    With a display (and PySide6) the demo opens the operator app and starts the line; with
-    --max-frames the app closes when that run ends and prints the summary.
+    construction: two synthetic site cameras played live (monitoring flow: the latest frame wins,
+    every drop counted); workers are tracked, hard hats and vests associated, danger and PPE zones
+    checked, and persistent violations become incidents. The summary gives frames, drops, tracks,
+    incidents by kind and the tracker's MOTA / IDF1 against the cameras' exact ground truth.
+
+    Without the shipped model every frame is recorded as not inspected, and the demo says so.
+    Ctrl-C stops gracefully (every captured frame is still recorded). With a display (and PySide6)
+    the demo opens the operator app and starts the station; with --max-frames the app closes when
+    that run ends and prints the summary.
     """
-    from inspector.config import default_config_path
+    from inspector.station.demo import demo_config_path
 
-    cfg = load_station_config(config_path or default_config_path())
+    if name and config_path:
+        raise click.UsageError(f"give the demo name ({name}) or --config {config_path}, not both")
+    path = Path(config_path) if config_path else demo_config_path(name or "wafer")
+    cfg = load_station_config(path)
     _log_to_station_folder(cfg, data_dir)
     if want_gui(headless, as_json, force_gui):
-        path = Path(config_path or default_config_path())
         finish_gui(open_station_gui(cfg, config_path=path, data_dir=data_dir, registry=registry,
                                     allow_no_model=True, max_frames=max_frames))
         return

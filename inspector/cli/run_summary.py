@@ -18,8 +18,12 @@ def print_summary(s: dict) -> None:
         click.echo(f"NOT INSPECTED: {s['note']}")
     unit = "dies" if s["dies"] else "frames"
     fps = "-" if s["throughput_fps"] is None else f"{s['throughput_fps']:.1f}"
-    click.echo(f"{s['frames']} frames ({s['dies']} dies) from {s['lots']} lot(s), {len(s['wafers'])} wafer(s) in "
-               f"{s['seconds']:.1f} s ({fps} {unit}/s), {s['decisions']} decisions, {s['stored']} stored")
+    if s.get("site"):
+        where = f"from {len(s['site']['cameras'])} camera(s)"
+    else:
+        where = f"({s['dies']} dies) from {s['lots']} lot(s), {len(s['wafers'])} wafer(s)"
+    click.echo(f"{s['frames']} frames {where} in {s['seconds']:.1f} s ({fps} {unit}/s), {s['decisions']} decisions, "
+               f"{s['stored']} stored")
     click.echo("verdicts: " + ", ".join(f"{k} {n}" for k, n in s["verdicts"].items()))
     st = s["stages_ms"]
     click.echo(f"latency per frame (capture -> stored): p50 {_fmt_ms(s['latency_ms']['p50'])}, "
@@ -37,9 +41,30 @@ def print_summary(s: dict) -> None:
             click.echo("    " + row)
     if any("map" in i for i in s["wafers"].values()):
         click.echo("    (. pass  X fail  ? review  ! error  - not inspected)")
+    if s.get("site"):
+        _print_site(s["site"])
     for err in s["errors"][-5:]:
         click.echo(f"warning: {err}", err=True)
     click.echo(f"database {s['db']}")
+
+
+def _fmt_score(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _print_site(site: dict) -> None:
+    """Per camera: frames judged and dropped, tracks, incidents by kind, tracking scores."""
+    kinds = ", ".join(f"{k} {n}" for k, n in site["incidents"].items())
+    click.echo(f"site: {site['frames']} frames judged, {site['dropped']} dropped, {site['tracks']} tracks, "
+               f"{site['incidents_total']} incidents ({kinds})")
+    for cam, c in site["cameras"].items():
+        incidents = ", ".join(f"{k} {n}" for k, n in c["incidents"].items() if n) or "none"
+        line = (f"  camera {cam}: {c['frames']} frames, {c['dropped']} dropped, {c['tracks']} tracks, "
+                f"incidents {incidents}")
+        t = c.get("tracking")
+        if t:
+            line += f" | tracking vs truth: MOTA {_fmt_score(t.get('mota'))}, IDF1 {_fmt_score(t.get('idf1'))}"
+        click.echo(line)
 
 
 def finish(summary: dict, as_json: bool) -> None:

@@ -50,6 +50,10 @@ class Inspection:
             out.append(FrameResult(f, d, r.fused, r.per_model))
         return Judgement(tuple(out), {**batch.timings_ms, "rules_ms": (time.perf_counter() - t0) * 1e3})
 
+    def finish(self) -> Judgement:
+        """The run has ended: nothing is pending in a frame-by-frame inspection."""
+        return Judgement(())
+
     def decide(self, frames: Sequence[Frame]) -> list[Decision]:
         """Only the decisions, for callers that need neither boxes nor timings (evaluation scripts)."""
         return self.judge(frames).decisions
@@ -66,6 +70,9 @@ class NotInspected:
     def judge(self, frames: Sequence[Frame]) -> Judgement:
         return Judgement.unjudged(frames, Verdict.NOT_INSPECTED, self.reason, self.model_set_version,
                                   self.config_hash)
+
+    def finish(self) -> Judgement:
+        return Judgement(())
 
 
 @dataclass

@@ -57,5 +57,10 @@ class Judge(Protocol):
 
     def judge(self, frames: Sequence[Frame]) -> Judgement: ...
 
+    def finish(self) -> Judgement:
+        """Called once after the last batch: what the run's end produces (incident end events);
+        no results. Judges without state return an empty ``Judgement``."""
+        ...
+
 
 __all__ = ["FrameResult", "Judge", "Judgement"]

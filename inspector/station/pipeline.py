@@ -16,6 +16,8 @@ then every sink in order: :mod:`inspector.station.record_stage`). Each worker ru
 loop -> teardown and has a stop event (:mod:`inspector.station.workers`).
 
 The judge returns one ``Judgement`` per batch; its ``FrameResult``s go to the sinks as they are.
+Once the last batch is judged, ``judge.finish()`` returns what the run's end closes (a site
+judge's open incidents): its events reach every sink's ``accept_events`` after the last result.
 
 Stopping: ``stop()`` closes the capture, lets every accepted frame through inference and the
 sinks, waits until the sinks are flushed (the store acknowledged every record), then returns.
@@ -39,7 +41,7 @@ from inspector.station.frame_queue import FrameQueue, QueueClosed
 from inspector.station.inspection import NotInspected, WaferSummary, WaferTracker
 from inspector.station.judgement import FrameResult, Judge, Judgement
 from inspector.station.metrics import Metrics
-from inspector.station.record_stage import RecordStage
+from inspector.station.record_stage import RecordStage, RunEvents
 from inspector.station.sinks import ResultSink
 from inspector.station.workers import POLL_S as _POLL_S
 from inspector.station.workers import QueueWorker, Worker
@@ -131,7 +133,8 @@ class Pipeline:
         self.record_stage = RecordStage(sinks, wafer_tracker, self.metrics, on_fault=self._close_capture)
         self._in_q: FrameQueue[Frame] = FrameQueue(queue_size, "inference queue")
         # Results are never dropped, whatever the mode: the record queue always back-pressures.
-        self._rec_q: FrameQueue[FrameResult] = FrameQueue(max(queue_size, 2 * self.batch_size), "record queue")
+        self._rec_q: FrameQueue[FrameResult | RunEvents] = FrameQueue(max(queue_size, 2 * self.batch_size),
+                                                                      "record queue")
         self.metrics.add_gauge("inference", self._in_q.__len__)
         self.metrics.add_gauge("record", self._rec_q.__len__)
         self.metrics.add_sources(self.sources)
@@ -151,7 +154,7 @@ class Pipeline:
         self._hurry = threading.Event()     # a stop in progress gives up waiting for inference now
         self._captures: list[CaptureWorker] = []
         self._inference: QueueWorker[Frame] | None = None
-        self._recorder: QueueWorker[FrameResult] | None = None
+        self._recorder: QueueWorker[FrameResult | RunEvents] | None = None
 
     @property
     def sinks(self) -> list[ResultSink]:
@@ -405,7 +408,23 @@ class Pipeline:
         with self._claim:
             aborted = self._aborted
         if not aborted:  # after an abort, stop() closes the record queue once it has emitted
+            self._finish_judge()
             self._rec_q.close()
+
+    def _finish_judge(self) -> None:
+        """The last batch is judged: the judge closes what it keeps open (a site judge's incidents)
+        and its events go to the sinks behind every result. After an abort the judge may still be
+        inside a model on another thread, so it is not asked (its open incidents stay open)."""
+        try:
+            end = self.judge.finish()
+            for r in end.results:
+                self._rec_q.put(r)
+            if end.events:
+                self._rec_q.put(RunEvents(tuple(end.events)))
+        except Exception as e:  # noqa: BLE001 - every result is recorded already; the gap is reported
+            msg = f"judge finish failed: {type(e).__name__}: {e}"
+            log.error(msg)
+            self.metrics.error(msg)
 
     # --- record -------------------------------------------------------------------------------
     def _record_finished(self) -> None:

@@ -1,5 +1,9 @@
 """The pipeline's record stage: wafer tracking, then every sink in order, on the record thread.
 
+The judge's run-end events (``Judge.finish()``: incidents the end of the run closes) arrive as
+one ``RunEvents`` item after the last result, through the same queue, so every sink sees them
+after the results they refer to.
+
 A sink that raises costs only its own delivery: the other sinks still get the result, and the
 error is counted. When a ``critical`` sink (the store) fails, the station is faulted and stops
 taking new units (``on_fault``): decisions nobody can trace must not pile up.
@@ -10,13 +14,22 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+from inspector.core.site.types import IncidentEvent
 from inspector.station.inspection import WaferSummary, WaferTracker
 from inspector.station.judgement import FrameResult
 from inspector.station.metrics import Metrics
 from inspector.station.sinks import ResultSink
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvents:
+    """Incident events tied to no frame (from ``Judge.finish()``), queued behind the last result."""
+
+    events: tuple[IncidentEvent, ...]
 
 
 class RecordStage:
@@ -48,9 +61,23 @@ class RecordStage:
         self.metrics.observe("record", time.perf_counter() - t0)
         self.metrics.decided(r.decision.verdict.value)
 
-    def record_all(self, results: list[FrameResult]) -> None:
-        for r in results:
-            self.record(r)
+    def record_events(self, events: Sequence[IncidentEvent]) -> None:
+        """Run-end incident events to every sink (none: no call, like wafers on a line without any)."""
+        if not events:
+            return
+        self.metrics.count("run_end_events", len(events))
+        for sink in self.sinks:
+            try:
+                sink.accept_events(tuple(events))
+            except Exception as e:  # noqa: BLE001
+                self.sink_failed(sink, e)
+
+    def record_all(self, items: Sequence[FrameResult | RunEvents]) -> None:
+        for item in items:
+            if isinstance(item, RunEvents):
+                self.record_events(item.events)
+            else:
+                self.record(item)
 
     def finish(self) -> None:
         """The last results are recorded: judge the wafer still open."""
@@ -95,4 +122,4 @@ class RecordStage:
             self._on_fault()
 
 
-__all__ = ["RecordStage"]
+__all__ = ["RecordStage", "RunEvents"]

@@ -12,9 +12,11 @@ decision they report (the transactional outbox), so the store sink asks it for t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from inspector.core.ports import DecisionSink
+from inspector.core.site.types import IncidentEvent
 from inspector.station.inspection import WaferSummary
 from inspector.station.judgement import FrameResult
 
@@ -39,14 +41,19 @@ class ResultSink(Protocol):
         """A completed wafer's summary, after the results of all its dies."""
         ...
 
+    def accept_events(self, events: Sequence[IncidentEvent]) -> object:
+        """Incident events tied to no frame (those the run's end closes), after every result; called
+        only when there are some."""
+        ...
+
     def flush(self, timeout: float | None = None) -> None:
         """Return once everything accepted so far is delivered (or ``timeout`` seconds passed)."""
         ...
 
 
 class DecisionSinkAdapter:
-    """A ``DecisionSink`` as a ``ResultSink``: frames go to ``accept(frame, decision)``; wafers
-    and flushes have nowhere to go."""
+    """A ``DecisionSink`` as a ``ResultSink``: frames go to ``accept(frame, decision)``; wafers,
+    run-end incident events and flushes have nowhere to go."""
 
     def __init__(self, sink: DecisionSink, name: str | None = None, *, critical: bool = False) -> None:
         self.sink = sink
@@ -57,6 +64,9 @@ class DecisionSinkAdapter:
         self.sink.accept(result.frame, result.decision)
 
     def accept_wafer(self, summary: WaferSummary) -> None:
+        pass
+
+    def accept_events(self, events: Sequence[IncidentEvent]) -> None:
         pass
 
     def flush(self, timeout: float | None = None) -> None:

@@ -9,6 +9,7 @@ from inspector.capture.folder import FolderSource
 from inspector.capture.genicam import GenicamSource
 from inspector.capture.health import CaptureError
 from inspector.capture.synthetic import SyntheticWaferLine
+from inspector.capture.synthetic_site import SyntheticSiteCamera
 from inspector.capture.video import CaptureLike, VideoSource
 from inspector.config import schema
 from inspector.config.schema import StationConfig
@@ -47,6 +48,8 @@ def _build_one(cfg: StationConfig, i: int, src: Any, open_capture: Callable[[str
             defect_rate=src.defect_rate, signatures=tuple(src.signatures), layout=wafer_layout(cfg),
             station_id=station, rate_hz=src.rate_hz,
         )
+    if isinstance(src, schema.SyntheticSiteSource):
+        return SyntheticSiteCamera.from_config(src, source_id=sid, station_id=station)
     if isinstance(src, schema.FolderSource):
         return FolderSource(
             src.path, pattern=src.pattern, recursive=src.recursive, context_regex=src.context_regex,

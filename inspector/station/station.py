@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from inspector.config.loader import canonical_json, config_hash, resolve_data_dir, snapshot_config
-from inspector.config.schema import StationConfig
+from inspector.config.schema import StationConfig, source_id
 from inspector.core.ports import FrameSource
+from inspector.core.site.types import IncidentEvent
 from inspector.core.wafer import Die, WaferLayout
 from inspector.mes import outbox
 from inspector.mes.hub import MesConfigError, MesHub
@@ -35,11 +36,14 @@ from inspector.runtime.ensemble import Ensemble
 from inspector.runtime.registry import RegistryError
 from inspector.station.bridge import Bridge
 from inspector.station.ensemble_builder import ModelLoadError, build_ensemble
+from inspector.station.evidence import EvidenceRecorder
 from inspector.station.inspection import Inspection, NotInspected, WaferSummary, WaferTracker
 from inspector.station.judgement import FrameResult, Judge
 from inspector.station.metrics import Metrics, verdict_counts
 from inspector.station.pipeline import Pipeline
 from inspector.station.rules_builder import wafer_layout
+from inspector.station.site_scoring import truth_cameras, truth_scorer
+from inspector.station.site_tally import SiteTally
 from inspector.station.sources import build_sources
 from inspector.station.store_sink import StoreSink
 from inspector.store.images import ImageStore
@@ -98,8 +102,27 @@ class _RunTally:
     def accept_wafer(self, summary: WaferSummary) -> None:
         self.summaries.append(summary)
 
+    def accept_events(self, events: Sequence[IncidentEvent]) -> None:
+        pass  # incidents are the site tally's
+
     def flush(self, timeout: float | None = None) -> None:
         pass  # counted as it arrives: nothing waits
+
+
+def camera_ids(cfg: StationConfig) -> dict[str, str]:
+    """Source id -> camera id (the source id when the source names no camera)."""
+    return {source_id(src, i): getattr(src, "camera", None) or source_id(src, i) for i, src in enumerate(cfg.sources)}
+
+
+def _judge_for(cfg: StationConfig, ensemble: Ensemble, cfg_hash: str, base_dir: Path | None, run_id: str) -> Judge:
+    """The domain's judge: a site judge (tracks, PPE, zones, incidents; incident keys carry the
+    run id) for construction, else frame-by-frame inspection."""
+    if cfg.station.domain == "construction":
+        # Imported here: it brings the tracker (supervision), which no other station needs.
+        from inspector.station.site_inspection import SiteInspection
+
+        return SiteInspection(cfg, ensemble, cfg_hash, base_dir, run_id=run_id)
+    return Inspection(cfg, ensemble, cfg_hash, base_dir)
 
 
 def _model_path(detector: Any) -> str | None:
@@ -137,7 +160,7 @@ class Station:
         self.layout = wafer_layout(cfg)
         self.judge: Judge
         if ensemble is not None:
-            self.judge = Inspection(cfg, ensemble, cfg_hash, base_dir)
+            self.judge = _judge_for(cfg, ensemble, cfg_hash, base_dir, self.run_id)
             self.model_set_version = ensemble.version
             self.class_names = tuple(ensemble.class_names)
         else:
@@ -146,6 +169,11 @@ class Station:
             self.model_set_version = no_model.model_set_version
             self.class_names = tuple(cfg.models[0].class_names)
         self.tracker = WaferTracker(cfg) if self.layout is not None else None
+        # Construction site: tracks and incidents per camera; tracks kept for scoring only where
+        # a camera knows the truth (synthetic), so a live run's memory stays flat.
+        self.site_tally = SiteTally(list(camera_ids(cfg).values()), keep_tracks=list(truth_cameras(self.sources))) \
+            if cfg.station.domain == "construction" else None
+        self._site_summary: dict[str, Any] | None = None
         # MES outputs are checked now (env vars, CA files, optional packages): a bad one fails
         # before anything is written; nothing connects until start().
         self.mes: MesHub | None = None
@@ -213,8 +241,11 @@ class Station:
             writer.start()
         except Exception as e:
             raise StationError(f"station {cfg.station.id}: cannot open the store {self.db_path}: {e}") from e
+        # Site incidents get their evidence (clip from a pre-event ring buffer, first / worst / last frames).
+        evidence = EvidenceRecorder(cfg.site_config.evidence, self.data_dir, images) \
+            if self.site_tally is not None else None
         self.store = StoreSink(writer, self.run_id, self.class_names, store_images=st.store_images,
-                               metrics=self.metrics, on_ack=self.on_ack, mes=self.mes)
+                               metrics=self.metrics, on_ack=self.on_ack, mes=self.mes, evidence=evidence)
         members = self.ensemble.members if self.ensemble is not None else ()
         models = [(m.name, m.version, m.sha256, _model_path(m.detector)) for m in members]
         try:
@@ -235,7 +266,8 @@ class Station:
         self.pipeline = Pipeline(
             self.sources, self.judge, config_hash=self.config_hash, model_set_version=self.model_set_version,
             mode=cfg.flow.mode, queue_size=cfg.flow.queue_size, batch_size=cfg.flow.batch_size,
-            sinks=[self.tally, self.store, self.bridge], wafer_tracker=self.tracker, metrics=self.metrics,
+            sinks=[s for s in (self.tally, self.site_tally, self.store, self.bridge) if s is not None],
+            wafer_tracker=self.tracker, metrics=self.metrics,
             frame_id_prefix=f"{self.run_id}/")
         self.pipeline.start(max_frames)
         log.info("station %s: run %s started (%s flow, models %s, config %s, store %s)", cfg.station.id, self.run_id,
@@ -301,6 +333,8 @@ class Station:
                 self.mes.stop()
             self.bridge.close()
             self._complete = complete
+            if self.site_tally is not None:  # scored once, after the last result
+                self._site_summary = self._site(score=True)
             self._write_summary()
             log.log(logging.INFO if complete else logging.WARNING, "station %s: run %s stopped (%s)",
                     self.cfg.station.id, self.run_id, "complete" if complete else
@@ -355,7 +389,33 @@ class Station:
             "summary_file": None if self.summary_file is None else str(self.summary_file),
             "errors": snap["errors"],
             "mes": None if self.mes is None else self.mes.stats(),
+            "site": self._site_summary if self._site_summary is not None else self._site(score=False),
         }
+
+    def _site(self, score: bool) -> dict[str, Any] | None:
+        """The construction-site facts (None for other stations); tracking scores only once stopped."""
+        if self.site_tally is None:
+            return None
+        scorer = truth_scorer(truth_cameras(self.sources)) if score else None
+        try:
+            return self.site_tally.summary(self._camera_drops(), scorer)
+        except Exception as e:  # noqa: BLE001 - a scoring failure must not cost the run its summary
+            self.metrics.error(f"site summary: tracking scores failed: {type(e).__name__}: {e}")
+            return self.site_tally.summary(self._camera_drops(), None)
+
+    def _camera_drops(self) -> dict[str, int]:
+        """Frames of each camera that never reached the model: dropped by the pipeline (latest wins)
+        or by the source's own buffer (a video reader that fell behind)."""
+        cameras = camera_ids(self.cfg)
+        snap = self.metrics.snapshot()
+        out: dict[str, int] = {}
+        for name, n in snap["drops"].items():
+            out[cameras.get(name, name)] = out.get(cameras.get(name, name), 0) + int(n)
+        for name, stats in snap["sources"].items():
+            n = int(stats.get("dropped", 0) or 0)
+            if n:
+                out[cameras.get(name, name)] = out.get(cameras.get(name, name), 0) + n
+        return out
 
     def _wafers(self) -> dict[str, dict[str, Any]]:
         out = {w: dict(info) for w, info in self.tally.wafers.items()}

@@ -103,3 +103,43 @@ def test_demo_without_a_model_says_it_did_not_inspect(tmp_path, monkeypatch):
     monkeypatch.setenv("INSPECTOR_DATA", str(tmp_path / "data"))
     r = CliRunner().invoke(main, ["demo", "--headless", "--max-frames", "3", "--registry", str(tmp_path / "empty")])
     assert r.exit_code == 0 and "NOT INSPECTED" in r.output and "wafer-demo" in r.output
+
+
+def test_demo_construction_runs_the_site_station_with_the_shipped_config(tmp_path):
+    from test_cli_run import blank_detector_onnx
+
+    classes = ("hat", "vest", "worker")
+    reg = tmp_path / "reg"  # a site-demo model that sees nobody: the path runs end to end, fast
+    register_production(reg, "site-demo", blank_detector_onnx(tmp_path / "s.onnx", classes, 480), classes, 480)
+    r = CliRunner().invoke(main, ["demo", "construction", "--max-frames", "8", "--json", "--data-dir",
+                                  str(tmp_path / "d"), "--registry", str(reg)])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert s["station"] == "site-demo" and s["mode"] == "monitoring" and s["inspected"] and s["complete"]
+    site = s["site"]
+    assert set(site["cameras"]) == {"gate", "yard"} and site["frames"] == s["decisions"]
+    assert site["frames"] + site["dropped"] == s["frames"] == 8 and site["tracks"] == 0
+    assert site["incidents"] == {"no_hard_hat": 0, "no_vest": 0, "in_danger_zone": 0}
+    for cam in site["cameras"].values():  # scored against the synthetic truth: nobody found, all missed
+        if cam["frames"]:
+            assert cam["tracking"]["mota"] <= 0 and cam["tracking"]["misses"] > 0
+    text = CliRunner().invoke(main, ["demo", "construction", "--headless", "--max-frames", "4", "--data-dir",
+                                     str(tmp_path / "d"), "--registry", str(reg)])
+    assert text.exit_code == 0, text.output
+    assert "camera gate" in text.output and "MOTA" in text.output and "from 2 camera(s)" in text.output
+
+
+def test_demo_takes_a_name_or_a_config_not_both(tmp_path):
+    from inspector.station.demo import demo_config_path
+
+    path = str(demo_config_path("construction"))
+    r = CliRunner().invoke(main, ["demo", "construction", "--config", path])
+    assert r.exit_code == 2 and "not both" in r.output
+    r = CliRunner().invoke(main, ["demo", "--config", path, "--json",
+                                  "--max-frames", "2", "--data-dir", str(tmp_path / "d"),
+                                  "--registry", str(tmp_path / "empty")])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert s["station"] == "site-demo" and not s["inspected"] and s["site"]["tracks"] == 0
+    assert set(s["site"]["cameras"]) == {"gate", "yard"}  # listed, though none of their frames was judged
+    assert all(c["tracking"] is None for c in s["site"]["cameras"].values())

@@ -129,3 +129,28 @@ def test_errors_name_the_config_entry(tmp_path: Path) -> None:
     cfg = load_config_text(config(f"  - {{type: genicam, cti_file: '{tmp_path / 'x.cti'}', camera: cam}}"))
     with pytest.raises(CaptureError, match=r"sources\[0\] \(cam\): .*x.cti' does not exist"):
         build_sources(cfg, harvester_factory=Harvester)
+
+
+def test_synthetic_site_source_builds_a_camera_with_zones_and_context() -> None:
+    from inspector.capture.synthetic_site import SyntheticSiteCamera
+
+    cfg = load_config_text(config("""
+  - type: synthetic_site
+    camera: gate-cam
+    seed: 4
+    width: 320
+    height: 180
+    fps: 5
+    duration_s: 1
+    workers: 3
+    zones: [{id: pit, kind: restricted, polygon: [[0, 100], [320, 100], [320, 180], [0, 180]]}]
+"""))
+    (src,) = build_sources(cfg)
+    assert isinstance(src, SyntheticSiteCamera) and isinstance(src, FrameSource)
+    assert src.name == "gate-cam" and src.zones == (("pit", "restricted", ((0.0, 100.0), (320.0, 100.0),
+                                                                          (320.0, 180.0), (0.0, 180.0))),)
+    frames = list(src.frames())
+    assert len(frames) == 5
+    assert frames[2].image.shape == (180, 320, 3)
+    assert dict(frames[2].context) == {"camera": "gate-cam", "frame_index": 2, "t_video_s": 0.4}
+    assert frames[0].station_id == "st-1"

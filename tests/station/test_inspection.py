@@ -89,6 +89,15 @@ def test_without_a_model_every_frame_is_not_inspected():
     assert j.results[0].decision.error == "not inspected: no model" and j.results[0].decision.model_set_version == "none"
 
 
+def test_a_frame_by_frame_judge_has_nothing_left_at_the_end_of_a_run(cfg):
+    ens = Ensemble([Member("a", "1", "0" * 64, Fixed(0.9))])
+    inspection = Inspection(cfg, ens, "h")
+    inspection.judge([frame((0, 0))])
+    for judge in (inspection, NotInspected("no model", "h")):
+        end = judge.finish()
+        assert end.results == () and end.events == ()
+
+
 def test_wafer_tracker_judges_each_wafer_once(cfg):
     from inspector.station.rules_builder import wafer_layout
 

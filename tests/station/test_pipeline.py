@@ -13,6 +13,7 @@ from inspector.core.detections import Detections
 from inspector.core.frame import Frame
 from inspector.runtime.ensemble import Ensemble, Member
 from inspector.station.inspection import Inspection, NotInspected, WaferTracker
+from inspector.station.judgement import Judgement
 from inspector.station.pipeline import Pipeline
 from inspector.station.sinks import DecisionSinkAdapter
 
@@ -106,7 +107,7 @@ class Results:
 
     def __init__(self, name="results", critical=False, fail=False):
         self.name, self.critical, self.fail = name, critical, fail
-        self.results, self.wafers, self.flushed = [], [], 0
+        self.results, self.wafers, self.events, self.flushed = [], [], [], 0
 
     def accept_result(self, result):
         if self.fail:
@@ -115,6 +116,9 @@ class Results:
 
     def accept_wafer(self, summary):
         self.wafers.append(summary)
+
+    def accept_events(self, events):
+        self.events.append((len(self.results), tuple(events)))  # how many results came before them
 
     def flush(self, timeout=None):
         self.flushed += 1
@@ -195,6 +199,9 @@ def test_a_raising_detector_gives_error_decisions_and_the_run_goes_on():
 class RaisingJudge:
     def judge(self, frames):
         raise ValueError("rule table corrupt")
+
+    def finish(self):
+        return Judgement(())
 
 
 def test_a_raising_judge_gives_error_decisions():
@@ -312,6 +319,9 @@ class Short:
     def judge(self, frames):
         return NotInspected("x", "h").judge(frames[1:])
 
+    def finish(self):
+        return Judgement(())
+
 
 def test_a_judgement_missing_a_frame_gives_error_decisions_for_the_batch():
     sink = Results()
@@ -339,3 +349,68 @@ def test_a_failing_non_critical_sink_does_not_stop_the_run():
     p = make(cfg(queue_size=2), [ListSource(4)], Fixed(), [bad, good]).start()
     assert p.wait(5) and p.stop() is True
     assert len(good.results) == 4 and p.metrics.counter("sink_errors") == 4
+
+
+# --- the run's end: judge.finish() ----------------------------------------------------------------
+
+
+def end_event(key="cam/1/no_hard_hat"):
+    from inspector.core.site.types import IncidentEvent
+
+    now = Frame.utc_now()
+    return IncidentEvent("end", key, 2, "cam", 1, "no_hard_hat", "hat", "high", None, now, "src-3", "src-0",
+                         "src-1", 0.8, now, reason="run ended")
+
+
+class Finishing:
+    """A judge that keeps something open until the run ends (like a site judge's incidents)."""
+
+    def __init__(self, events=(), fail=False):
+        self.events, self.fail, self.finished, self.judged_before_finish = tuple(events), fail, 0, None
+        self.judged = 0
+
+    def judge(self, frames):
+        self.judged += len(frames)
+        return NotInspected("x", "h").judge(frames)
+
+    def finish(self):
+        self.finished += 1
+        self.judged_before_finish = self.judged
+        if self.fail:
+            raise RuntimeError("tracker state lost")
+        return Judgement((), events=self.events)
+
+
+def test_finish_is_called_once_after_the_last_batch_and_its_events_reach_every_sink_last():
+    judge, a, b = Finishing([end_event()]), Results("a"), Results("b")
+    p = Pipeline([ListSource(5)], judge, config_hash="h", model_set_version="none", batch_size=2, queue_size=4,
+                 sinks=[a, b]).start()
+    assert p.wait(5) and p.stop()
+    assert judge.finished == 1 and judge.judged_before_finish == 5
+    for sink in (a, b):
+        assert sink.events == [(5, judge.events)]  # once, after all 5 results
+    assert p.metrics.counter("run_end_events") == 1
+
+
+def test_no_run_end_events_means_no_call_and_a_failing_finish_is_reported():
+    quiet = Results()
+    p = Pipeline([ListSource(2)], Finishing(), config_hash="h", model_set_version="none", sinks=[quiet]).start()
+    assert p.wait(5) and p.stop()
+    assert quiet.events == [] and len(quiet.results) == 2
+    judge, sink = Finishing(fail=True), Results()
+    p = Pipeline([ListSource(3)], judge, config_hash="h", model_set_version="none", sinks=[sink]).start()
+    assert p.wait(5) and p.stop()
+    assert len(sink.results) == 3 and sink.events == []  # every frame still recorded
+    assert any("judge finish failed" in e and "tracker state lost" in e for e in p.metrics.snapshot()["errors"])
+
+
+def test_a_critical_sink_failing_on_run_end_events_faults_the_run():
+    class Refuses(Results):
+        def accept_events(self, events):
+            raise OSError("disk full")
+
+    store = Refuses("store", critical=True)
+    p = Pipeline([ListSource(2)], Finishing([end_event()]), config_hash="h", model_set_version="none",
+                 sinks=[store]).start()
+    assert p.wait(5)
+    assert p.stop() is False and p.state == "faulted" and len(store.results) == 2
