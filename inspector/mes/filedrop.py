@@ -26,11 +26,24 @@ def file_name(row: OutboxRow) -> str:
     return f"{row.id:012d}_{safe_name(row.key)}.json"
 
 
+def _file_bytes(row: OutboxRow) -> bytes:
+    """What the file holds: a scheduled report's own bytes (a PDF stays a PDF in the folder), else
+    the message's JSON."""
+    if row.kind == "report":
+        import base64
+        import json
+
+        content = json.loads(row.body).get("content_base64")
+        if isinstance(content, str):
+            return base64.b64decode(content)
+    return row.body.encode("utf-8")
+
+
 class FileDropTransport:
     """Writes each message into ``folder`` (created when missing)."""
 
     def __init__(self, name: str, folder: str | Path, *,
-                 kinds: frozenset[str] = frozenset({"unit", "wafer", "incident"})) -> None:
+                 kinds: frozenset[str] = frozenset({"unit", "wafer", "incident", "report"})) -> None:
         self.name = name
         self.folder = Path(folder)
         self.kinds = kinds
@@ -47,7 +60,7 @@ class FileDropTransport:
             try:
                 # 0o644: the MES side reads these files, often as another account (a temporary file
                 # would otherwise keep its 0o600). The folder is synced once per batch, below.
-                write_bytes_atomic(self.folder / name, row.body.encode("utf-8"), mode=0o644)
+                write_bytes_atomic(self.folder / name, _file_bytes(row), mode=0o644)
             except OSError as e:
                 error = DeliveryError(f"cannot write {self.folder / name}: {e}", "transport")
                 break

@@ -25,7 +25,7 @@ _TRANSPORT_STATUSES = {408, 425, 429}
 class HttpTransport:
     """POSTs to ``url``; see the module doc."""
 
-    kinds = frozenset({"unit", "wafer", "incident"})
+    kinds = frozenset({"unit", "wafer", "incident", "report"})
 
     def __init__(self, name: str, url: str, *, token: str | None = None, verify_tls: bool = True,
                  ca_file: str | None = None, cert_file: str | None = None, key_file: str | None = None,

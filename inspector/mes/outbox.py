@@ -27,7 +27,7 @@ from typing import Any
 from inspector.store.db import transaction
 from inspector.util.canonical import canonical_json, iso_utc
 
-KINDS = ("unit", "wafer", "klarf", "incident.new", "incident.update", "incident.end")
+KINDS = ("unit", "wafer", "klarf", "incident.new", "incident.update", "incident.end", "report")
 
 
 @dataclass(frozen=True)

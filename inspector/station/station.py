@@ -41,6 +41,7 @@ from inspector.station.inspection import Inspection, NotInspected, WaferSummary,
 from inspector.station.judgement import FrameResult, Judge
 from inspector.station.metrics import Metrics, verdict_counts
 from inspector.station.pipeline import Pipeline
+from inspector.station.report_scheduler import ReportScheduler
 from inspector.station.rules_builder import wafer_layout
 from inspector.station.site_scoring import truth_cameras, truth_scorer
 from inspector.station.site_tally import SiteTally
@@ -188,6 +189,7 @@ class Station:
                 raise StationError(f"station {cfg.station.id}: MES output {e}") from e
         self.store: StoreSink | None = None
         self.pipeline: Pipeline | None = None
+        self.reports: ReportScheduler | None = None
         self.config_snapshot: Path | None = None
         self.summary_file: Path | None = None
         self._complete: bool | None = None
@@ -270,6 +272,11 @@ class Station:
             wafer_tracker=self.tracker, metrics=self.metrics,
             frame_id_prefix=f"{self.run_id}/")
         self.pipeline.start(max_frames)
+        # Scheduled reports: their own thread and connection, never in the pipeline's way.
+        self.reports = ReportScheduler.for_station(cfg, db_path=self.db_path, data_dir=self.data_dir,
+                                                   run_id=self.run_id)
+        if self.reports is not None:
+            self.reports.start()
         log.info("station %s: run %s started (%s flow, models %s, config %s, store %s)", cfg.station.id, self.run_id,
                  cfg.flow.mode, ", ".join(f"{m.name}@{m.version}" for m in members) or "none",
                  self.config_hash[:12], self.db_path)
@@ -320,6 +327,8 @@ class Station:
             if self.pipeline is None:
                 self._complete = True
                 return True
+            if self.reports is not None:
+                self.reports.stop()
             complete = self.pipeline.stop(timeout)
             if self.store is not None:
                 try:

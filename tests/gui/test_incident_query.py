@@ -24,3 +24,17 @@ def test_evidence_and_clip_of_a_stored_incident(ctx):
         assert clip_file({**row, "clip_path": None}, ctx.data_dir) is None
     finally:
         conn.close()
+
+
+def test_evidence_recorded_relative_to_the_data_folder_is_found(tmp_path):
+    """The station records evidence paths as 'images/ab/..' (relative to the data folder)."""
+    import numpy as np
+
+    from inspector.gui.models.incident_query import load_evidence
+    from inspector.store.images import ImageStore
+
+    data = tmp_path / "data"
+    _sha, rel = ImageStore(data / "images").put(np.full((40, 60, 3), 90, np.uint8))
+    row = {"evidence": {"first": {"path": f"images/{rel}"}, "worst": {"path": rel}}, "frame_id": None}
+    out = load_evidence(None, row, data / "images")
+    assert out["first"] is not None and out["worst"] is not None and out["last"] is None

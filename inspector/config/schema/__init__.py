@@ -15,8 +15,8 @@ hash is the same on every OS. Inputs (folders, masks, model files, CTI files, CA
 relative to the current directory; output folders (MES file drops, KLARF) resolve relative to the
 data folder.
 
-The package: ``base`` (conventions, field types), ``sources``, ``models``, ``rules``, ``mes`` and
-``station`` (the whole config); every public name is importable from here.
+The package: ``base`` (conventions, field types), ``sources``, ``models``, ``rules``, ``mes``, ``site``,
+``reports`` (scheduled reports) and ``station`` (the whole config); every public name is importable from here.
 """
 
 from inspector.config.schema.base import (
@@ -90,6 +90,13 @@ from inspector.config.schema.mes import (
     MqttOutput,
     OpcUaOutput,
 )
+from inspector.config.schema.reports import (
+    WEEKDAYS,
+    IncidentState,
+    ReportFilters,
+    ReportSchedule,
+    ReportsConfig,
+)
 from inspector.config.schema.station import (
     FlowConfig,
     StationConfig,
@@ -100,6 +107,11 @@ from inspector.config.schema.station import (
 )
 
 __all__ = [
+    "WEEKDAYS",
+    "IncidentState",
+    "ReportFilters",
+    "ReportSchedule",
+    "ReportsConfig",
     "EvidenceConfig",
     "IncidentKind",
     "IncidentRule",

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from inspector.config.schema.base import SCHEMA_VERSION, ConfigModel, Loc, Slug, raise_if
 from inspector.config.schema.mes import MesOutboxConfig, MesOutput
 from inspector.config.schema.models import FusionConfig, ModelSpec
+from inspector.config.schema.reports import ReportsConfig, report_issues
 from inspector.config.schema.rules import AgreementRule, ClassThresholdRule, RegionRule, Rule, SizeRule, WaferRule
 from inspector.config.schema.site import SiteConfig
 from inspector.config.schema.sources import (
@@ -148,6 +149,9 @@ class StationConfig(ConfigModel):
     pixel_size_um: Optional[float] = Field(
         None, gt=0, description="Micrometres per image pixel; needed by size rules in unit 'um'."
     )
+    reports: ReportsConfig = Field(
+        default_factory=ReportsConfig, description="Incident reports the station writes on a schedule."
+    )
 
     @property
     def site_config(self) -> SiteConfig:
@@ -240,6 +244,10 @@ class StationConfig(ConfigModel):
                 add(("rules", i, "k"), f"expected at most the number of models ({n_models}), got {rule.k}")
         if self.wafer_rules and self.wafer is None:
             add(("wafer_rules",), "wafer rules need the `wafer` section (wafer geometry)")
+        issues += report_issues(
+            self.reports, mes_ids={o.id for o in self.mes if o.type in ("filedrop", "http")},
+            cameras={getattr(s, "camera", None) or source_id(s, i) for i, s in enumerate(self.sources)},
+            zones={z.id for src in self.sources for z in getattr(src, "zones", [])})
 
         raise_if(issues)
         return self

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass, replace
+from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,9 @@ class IncidentFilter:
     kind: str | None = None
     status: str | tuple[str, ...] | None = None   # one state, or any of several
     limit: int = MAX_ROWS
+    zone: str | None = None
+    since: datetime | None = None                  # opened at or after (UTC)
+    until: datetime | None = None                  # opened before (UTC)
 
     def with_(self, **kw: Any) -> IncidentFilter:
         return replace(self, **kw)
@@ -38,8 +42,21 @@ class IncidentFilter:
 
 def load_incidents(conn: sqlite3.Connection, flt: IncidentFilter) -> list[dict[str, Any]]:
     """Incidents matching ``flt``, newest opened first (the store's read, every column)."""
-    return store_incidents.incidents(conn, camera=flt.camera, kind=flt.kind, status=flt.status, limit=flt.limit,
-                                     newest_first=True)
+    return store_incidents.incidents(conn, camera=flt.camera, kind=flt.kind, status=flt.status, zone=flt.zone,
+                                     since=flt.since, until=flt.until, limit=flt.limit, newest_first=True)
+
+
+def parse_when(text: str, *, end: bool = False) -> datetime | None:
+    """A typed date or time as UTC: '2025-03-01' (a whole day: its start, or with ``end`` the next
+    midnight, so 'to 2025-03-07' includes the 7th) or an ISO time; '' is None. Raises ValueError."""
+    text = text.strip()
+    if not text:
+        return None
+    if len(text) == 10:  # a date alone
+        day = datetime.strptime(text, "%Y-%m-%d").date() + timedelta(days=1 if end else 0)
+        return datetime.combine(day, time(0, 0), tzinfo=timezone.utc)
+    t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 def load_incident(conn: sqlite3.Connection, incident_id: int) -> dict[str, Any] | None:
@@ -47,9 +64,9 @@ def load_incident(conn: sqlite3.Connection, incident_id: int) -> dict[str, Any] 
 
 
 def choices(conn: sqlite3.Connection) -> dict[str, list[str]]:
-    """Distinct cameras and kinds in the store (the filter combos' items)."""
+    """Distinct cameras, kinds and zones in the store (the filter combos' items)."""
     out = {}
-    for col in ("camera", "kind"):
+    for col in ("camera", "kind", "zone"):
         out[col] = [r[0] for r in conn.execute(
             f"SELECT DISTINCT {col} FROM incidents WHERE {col} IS NOT NULL ORDER BY {col}")]
     return out
@@ -98,9 +115,16 @@ def load_evidence(conn: sqlite3.Connection, row: dict[str, Any], images_root: Pa
             out[which] = None
             continue
         if ref not in cache:
-            cache[ref] = _read_small(images_root / ref, max_side)
+            cache[ref] = _read_small(_image_file(images_root, ref), max_side)
         out[which] = cache[ref]
     return out
+
+
+def _image_file(images_root: Path, ref: str) -> Path:
+    """An evidence path as the station records it (relative to the data folder: 'images/ab/...'),
+    or as older rows and the frames table do (relative to the image store)."""
+    in_data = images_root.parent / ref
+    return in_data if in_data.is_file() else images_root / ref
 
 
 def _read_small(path: Path, max_side: int) -> np.ndarray | None:

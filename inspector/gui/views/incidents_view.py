@@ -1,12 +1,15 @@
-"""The incidents view: site incidents filtered by camera, kind and state, with their evidence
-frames and clip, driven from the keyboard.
+"""The incidents view: site incidents filtered by camera, zone, kind, state and period, with their
+evidence frames and clip, and the safety manager's exports; driven from the keyboard.
 
 A acknowledge, C close (asks for a note), F mark false alarm (note optional), Enter confirms the
-note and Esc cancels it, N / Down next, P / Up previous, Space plays or pauses the clip.
+note and Esc cancels it, N / Down next, P / Up previous, Space plays or pauses the clip;
+R period report PDF and T period table CSV (of the current filter), E the selected incident's
+PDF, U the selected incident unredacted (asks for the reason; safety manager only).
 Each step is one role-checked call in ``inspector.station.actions`` with the logged-in session
 (the store keeps who and when, and audits it). The list, the evidence images and the clip are read
-off the GUI thread (:mod:`inspector.gui.background`, :mod:`inspector.gui.widgets.clip_player`):
-a slow disk never freezes the window.
+off the GUI thread (:mod:`inspector.gui.background`, :mod:`inspector.gui.widgets.clip_player`), and
+exports run on a worker with a progress bar (:mod:`inspector.gui.widgets.export_panel`): a slow
+disk or a long report never freezes the window.
 """
 
 from __future__ import annotations
@@ -16,27 +19,30 @@ from typing import Any
 
 from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import (
-    QAbstractItemView, QComboBox, QHBoxLayout, QLabel, QLineEdit, QSplitter, QTableView, QVBoxLayout, QWidget,
-)
+from PySide6.QtWidgets import QAbstractItemView, QHBoxLayout, QLabel, QLineEdit, QSplitter, QTableView, QVBoxLayout, QWidget
 
-from inspector.core.site.types import INCIDENT_KINDS
 from inspector.gui.background import Background
 from inspector.gui.context import AppContext
+from inspector.gui.models.incident_exports import ExportRequest, out_path, run_export
 from inspector.gui.models.incident_query import (
-    STATES, IncidentFilter, choices, clip_file, load_evidence, load_incident, load_incidents,
+    IncidentFilter, choices, clip_file, load_evidence, load_incident, load_incidents,
 )
 from inspector.gui.models.incident_table import KIND_TEXT, IncidentTableModel
 from inspector.gui.permissions import can
+from inspector.gui.views.incident_filters import ALL, UNRESOLVED, IncidentFilterBar
 from inspector.gui.widgets.clip_player import ClipPlayer
 from inspector.gui.widgets.evidence_strip import ROLES, EvidenceStrip
+from inspector.gui.widgets.export_panel import ExportPanel
 
 log = logging.getLogger(__name__)
 
-ALL = "(all)"
-UNRESOLVED = "(unresolved)"       # open or acknowledged: what still needs someone
+__all__ = ["ALL", "UNRESOLVED", "IncidentsView", "describe", "incident_step"]
 STEP_STATUS = {"acknowledge": "acknowledged", "close": "closed", "false_alarm": "false_alarm"}
 HINT = "A acknowledge   C close (note)   F false alarm   N/P next/previous   Space clip play/pause"
+EXPORT_HINT = "R period PDF   T period CSV   E incident PDF   U unredacted (reason)"
+MIN_REASON_CHARS = 10  # as inspector.station.actions.reports asks (which checks it again)
+EXPORT_LABELS = {"period_pdf": "period report PDF", "period_csv": "period table CSV",
+                 "incident_pdf": "incident PDF", "unredacted": "UNREDACTED incident evidence"}
 
 
 def incident_step(conn: Any, session: Any, incident_id: int, step: str, note: str = "") -> None:
@@ -85,22 +91,23 @@ class IncidentsView(QWidget):
         self.ctx = ctx
         self.conn = ctx.connect()  # the GUI thread's: the human steps (small, one row each)
         self.may_act = can(ctx.session, "incidents")
+        self.may_export = can(ctx.session, "reports")
         self.bg = Background(self)
         self.model = IncidentTableModel(self)
-        self.camera = QComboBox(self)
-        self.kind = QComboBox(self)
-        self.state = QComboBox(self)
-        self.camera.addItem(ALL)
-        self.kind.addItems([ALL, *INCIDENT_KINDS])
-        self.state.addItems([ALL, UNRESOLVED, *STATES])
-        filters = QHBoxLayout()
-        for label, box in (("camera", self.camera), ("kind", self.kind), ("state", self.state)):
-            filters.addWidget(QLabel(label, self))
-            filters.addWidget(box)
-            box.currentIndexChanged.connect(lambda _i: self.refresh())
-        self.count = QLabel("", self)
-        filters.addWidget(self.count)
-        filters.addStretch(1)
+        self.filters = IncidentFilterBar(self)
+        self.filters.changed.connect(self.refresh)
+        f = self.filters  # the controls by name (tests and the keyboard reach them here)
+        self.camera, self.zone, self.kind, self.state, self.since, self.until, self.count = (
+            f.camera, f.zone, f.kind, f.state, f.since, f.until, f.count)
+        self.exports = ExportPanel([
+            ("period_pdf", "Period PDF  [R]", lambda: self.export("period_pdf")),
+            ("period_csv", "Period CSV  [T]", lambda: self.export("period_csv")),
+            ("incident_pdf", "Incident PDF  [E]", lambda: self.export("incident_pdf")),
+            ("unredacted", "Unredacted...  [U]", lambda: self.ask_note("unredacted")),
+        ], self)
+        self.exports.set_allowed({k: self.may_export for k in EXPORT_LABELS})
+        self.exports.finished.connect(lambda name, r: self._say(self.exports.line.text()))
+        self.exports.failed.connect(lambda name, msg: self._say(f"{EXPORT_LABELS.get(name, name)} failed: {msg}"))
         self.table = QTableView(self)
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -130,16 +137,18 @@ class IncidentsView(QWidget):
         split.addWidget(self.table)
         split.addWidget(detail)
         split.setSizes([560, 720])
-        self.hint = QLabel(HINT if self.may_act else
-                           f"view only: role {ctx.role} may not act on incidents   N/P next/previous   Space clip", self)
+        self.hint = QLabel((HINT if self.may_act else
+                            f"view only: role {ctx.role} may not act on incidents   N/P next/previous   Space clip")
+                           + (f"   |   {EXPORT_HINT}" if self.may_export else ""), self)
         self.status = QLabel("", self)
         bottom = QHBoxLayout()
         self.status.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         bottom.addWidget(self.hint)
         bottom.addWidget(self.status, 1)
         lay = QVBoxLayout(self)
-        lay.addLayout(filters)
+        lay.addWidget(self.filters)
         lay.addWidget(split, 1)
+        lay.addWidget(self.exports)
         lay.addLayout(bottom)
         self.pending_step: str | None = None
         self.selected_id: int | None = None
@@ -155,13 +164,7 @@ class IncidentsView(QWidget):
 
     # --- loading (off the GUI thread) ------------------------------------------------------------
     def current_filter(self) -> IncidentFilter:
-        def pick(box: QComboBox) -> str | None:
-            t = box.currentText()
-            return None if t == ALL else t
-        state: Any = pick(self.state)
-        if state == UNRESOLVED:
-            state = ("open", "acknowledged")
-        return IncidentFilter(camera=pick(self.camera), kind=pick(self.kind), status=state)
+        return self.filters.value()
 
     def refresh(self) -> None:
         flt, connect = self.current_filter(), self.ctx.connect
@@ -177,7 +180,7 @@ class IncidentsView(QWidget):
     def _on_list(self, result: tuple[list[dict[str, Any]], dict[str, list[str]]]) -> None:
         rows, found = result
         keep = self.selected_id
-        self._set_cameras(found.get("camera", []))
+        self.filters.set_choices(found)
         self.model.set_rows(rows)
         if self.loads == 0:
             self.table.resizeColumnsToContents()
@@ -185,16 +188,6 @@ class IncidentsView(QWidget):
         self.count.setText(f"{len(rows)} incident{'s' if len(rows) != 1 else ''}")
         row = self.model.find(keep)
         self.select(row if row >= 0 else 0, force=row < 0)
-
-    def _set_cameras(self, cameras: list[str]) -> None:
-        have = [self.camera.itemText(i) for i in range(1, self.camera.count())]
-        if have != cameras:
-            cur = self.camera.currentText()
-            self.camera.blockSignals(True)  # a changed list is not a changed choice
-            self.camera.clear()
-            self.camera.addItems([ALL, *cameras])
-            self.camera.setCurrentText(cur if cur in cameras else ALL)
-            self.camera.blockSignals(False)
 
     def _on_error(self, e: Exception) -> None:
         self._say(f"could not read incidents: {e}")
@@ -208,8 +201,10 @@ class IncidentsView(QWidget):
             Qt.Key.Key_F: lambda: self.ask_note("false_alarm"),
             Qt.Key.Key_N: self.next, Qt.Key.Key_P: self.previous,
             Qt.Key.Key_Space: self.player.toggle,
+            Qt.Key.Key_R: lambda: self.export("period_pdf"), Qt.Key.Key_T: lambda: self.export("period_csv"),
+            Qt.Key.Key_E: lambda: self.export("incident_pdf"), Qt.Key.Key_U: lambda: self.ask_note("unredacted"),
         }
-        for w in (self, self.table, self.evidence, self.player, self.player.picture):
+        for w in (self, self.table, self.evidence, self.player, self.player.picture, *self.exports.buttons.values()):
             w.installEventFilter(self)
         self.note_edit.installEventFilter(self)
 
@@ -286,11 +281,12 @@ class IncidentsView(QWidget):
 
     # --- the human steps -------------------------------------------------------------------------
     def ask_note(self, step: str) -> None:
-        if self.current() is None or not self._may(step):
+        if self.current() is None or not (self._may_export(step) if step == "unredacted" else self._may(step)):
             return
         self.pending_step = step
-        self.note_edit.setPlaceholderText(("what was done" if step == "close" else "why it is no violation (optional)")
-                                          + "   Enter records, Esc cancels")
+        ask = {"close": "what was done", "false_alarm": "why it is no violation (optional)",
+               "unredacted": "why this incident must leave UNREDACTED (faces visible; audited)"}[step]
+        self.note_edit.setPlaceholderText(ask + "   Enter records, Esc cancels")
         self.note_edit.clear()
         self.note_edit.show()
         self.note_edit.setFocus()
@@ -308,8 +304,14 @@ class IncidentsView(QWidget):
         if step == "close" and not note:
             self._say("closing needs a note: what was done")
             return
+        if step == "unredacted" and len(note) < MIN_REASON_CHARS:
+            self._say(f"an unredacted export needs a reason (at least {MIN_REASON_CHARS} characters)")
+            return
         self.cancel_note()
-        self.act(step, note)
+        if step == "unredacted":
+            self.export("unredacted", note)
+        else:
+            self.act(step, note)
 
     def _may(self, step: str) -> bool:
         if not self.may_act:
@@ -341,6 +343,33 @@ class IncidentsView(QWidget):
         self.stepped.emit(int(row["id"]), step)
         return True
 
+    # --- exports (off the GUI thread) -------------------------------------------------------------
+    def _may_export(self, kind: str) -> bool:
+        if not self.may_export:
+            self._say(f"your role ({self.ctx.role}) may not export incident reports")
+            return False
+        return True
+
+    def export(self, kind: str, reason: str = "") -> bool:
+        """Start one export in the background; the panel shows its progress and announces the file."""
+        if not self._may_export(kind):
+            return False
+        row = self.current()
+        single = kind in ("incident_pdf", "unredacted")
+        if single and row is None:
+            self._say("select an incident first")
+            return False
+        flt = self.current_filter()
+        iid = int(row["id"]) if single and row is not None else None
+        req = ExportRequest(kind, self.ctx.db_path, self.ctx.data_dir, self.ctx.session,
+                            out_path(self.ctx.data_dir, kind, flt=flt, incident_id=iid),
+                            filter=None if single else flt, incident_id=iid, reason=reason)
+        what = f"{EXPORT_LABELS[kind]} of " + (f"incident #{iid}" if single else self.filters.describe())
+        started = self.exports.start(kind, lambda progress: run_export(req, progress), what)
+        if started:
+            self._say(f"exporting {what}...")
+        return started
+
     def _say(self, text: str) -> None:
         self.status.setText(text)
         self.message.emit(text)
@@ -348,6 +377,7 @@ class IncidentsView(QWidget):
     def shutdown(self) -> None:
         self.timer.stop()
         self.player.stop()
+        # A report being written is left to finish on its (daemon) thread: its file is written atomically.
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802
         self.shutdown()
