@@ -246,7 +246,7 @@ class ReportScheduler:
         facts = self.generate(ReportRequest(self.db_path, self.data_dir, self.station, s, p, target))
         data = target.read_bytes()
         sha = hashlib.sha256(data).hexdigest()
-        content = facts.get("content_sha256") or facts.get("sha256")  # the hash of the report's data (R1)
+        content = facts.get("content_sha256") or facts.get("sha256")  # the hash of the report's data
         payload = {"schedule": s.id, "station": self.station, "start": iso_utc(p.start), "end": iso_utc(p.end),
                    "format": s.format, "file": name if folder is not None else None, "sha256": sha,
                    "content_sha256": None if content is None else str(content),

@@ -41,7 +41,7 @@ class Clock:
 
 
 class StandIn:
-    """Writes a small JSON report (what R1's generator does for real); counts its calls."""
+    """Writes a small JSON report (what the report generator does for real); counts its calls."""
 
     def __init__(self, fail: int = 0) -> None:
         self.calls: list[rs.ReportRequest] = []

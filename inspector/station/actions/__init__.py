@@ -42,6 +42,14 @@ from inspector.station.actions.auth import (
     require,
 )
 from inspector.station.actions.models import TOOL_TIMEOUT_S, Runner, ToolResult, models_promote, models_rollback
+from inspector.station.actions.reports import (
+    EvidenceExport,
+    export_evidence,
+    export_unredacted,
+    generate_incident_report,
+    generate_report,
+    scheduled_report,
+)
 from inspector.station.actions.reviews import (
     acknowledge_incident,
     add_incident,
@@ -65,6 +73,8 @@ from inspector.station.actions.settings import (
 )
 
 __all__ = [
+    "EvidenceExport", "export_evidence", "export_unredacted", "generate_incident_report", "generate_report",
+    "scheduled_report",
     "DEFAULT_MAX_STEP", "PERMISSIONS", "REVIEW_PERMISSION", "Limit", "PermissionDenied", "Session", "SettingsError",
     "ToolResult", "acknowledge_incident", "activate", "add_incident", "add_user", "allowed", "change_own_password", "change_settings",
     "close_incident", "deactivate", "login", "mark_false_alarm", "models_promote", "models_rollback", "require", "review", "review_queue",
