@@ -1,7 +1,7 @@
 """Durability under SIGKILL: kill the real station at random moments while it logs; nothing it
 acknowledged may be missing, the database must stay sound and the audit chain must verify.
 
-    python bench/durability.py --kills N [--json] [--seed S] [--keep DIR] [--verbose]
+    python bench/durability.py --kills N [--domain wafer|construction] [--json] [--seed S] [--keep DIR] [--verbose]
 
 Each round starts ``bench/durability_child.py``: a real ``Station`` built from a station config
 (synthetic wafer line at 96 px dies, a tiny ONNX model registered in a temporary registry, so real
@@ -24,6 +24,15 @@ Scope: SIGKILL ends the process but not the OS, so data already in the page cach
 proves the application-level protocol (acknowledge only after COMMIT, transactions atomic, the
 audit chain consistent across restarts and torn batches), not durability across a power cut,
 which rests on ``synchronous=FULL`` + fsync and the disk honouring them.
+
+``--domain construction`` kills a construction station instead (``bench/durability_site.py``:
+two synthetic site cameras, not paced, judged from their exact truth; the child is
+``bench/durability_site_child.py``). Besides the checks above, every incident event the station
+promised (the events of each acknowledged frame commit in its decision's transaction) must be in
+the store with its MES outbox message, and none applied twice (``incidents``: offered / recorded /
+lost / doubled). After the kills one more run on the same database ends by itself (a few seconds of
+video): it must complete without errors, and the run-end events it promised must close every
+incident it opened (``restart``).
 
 Exit code 1 when a decision was lost or a check failed. ``--unsafe-ack-before-commit`` (hidden:
 the harness's self-test) makes the child acknowledge each decision before handing it to the store;
@@ -55,7 +64,11 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 from helpers import tiny_models as _helpers  # noqa: E402  (one tiny-model builder for tests and bench)
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import durability_site as site  # noqa: E402  (the construction mode)
+
 CHILD = Path(__file__).resolve().parent / "durability_child.py"
+DOMAINS = ("wafer", "construction")
 CLASSES = ("particle", "scratch", "residue", "pattern", "edge_chip")
 DIE_PX = 96
 SCOPE = ("SIGKILL of the station process (the OS and its page cache survive): proves the "
@@ -139,11 +152,14 @@ class Kill:
     decisions_in_db: int = 0
     exit: int | None = None         # the child's exit status (-9 = SIGKILL)
     error: str | None = None        # the child ended by itself or never acknowledged
+    incidents: site.IncidentCheck | None = None  # construction: the promised incident events (cumulative)
+    events_acknowledged: int = 0    # construction: incident events promised in this round
+    events_handed_to_store: int = 0  # construction: incident events handed to the store by the last ACK
 
     @property
     def ok(self) -> bool:
         return (not self.lost and self.integrity_ok and self.foreign_keys_ok and self.atomic_ok and self.images_ok
-                and self.chain_ok and self.error is None)
+                and self.chain_ok and self.error is None and (self.incidents is None or self.incidents.ok))
 
 
 class _Reader(threading.Thread):
@@ -153,6 +169,9 @@ class _Reader(threading.Thread):
         super().__init__(daemon=True, name="durability-reader")
         self.stream = stream
         self.acks: list[tuple[float, str, int]] = []  # (t read, frame id, submitted)
+        self.events: list[site.Promised] = []        # construction: incident events promised
+        self.events_submitted = 0                     # construction: as of the newest ACK
+        self.summary: dict[str, Any] | None = None    # the child's own summary after a graceful end
         self.run_id: str | None = None
         self.ended = False
         self.first_ack = threading.Event()
@@ -163,7 +182,15 @@ class _Reader(threading.Thread):
             parts = raw.decode(errors="replace").split()
             if len(parts) >= 2 and parts[0] == "ACK":
                 self.acks.append((t, parts[1], int(parts[2]) if len(parts) > 2 else -1))
+                if len(parts) > 3:
+                    self.events_submitted = int(parts[3])
                 self.first_ack.set()
+            elif parts[:1] == ["EVT"]:
+                event = site.parse_event(parts)
+                if event is not None:
+                    self.events.append(event)
+            elif parts[:1] == ["SUMMARY"]:
+                self.summary = json.loads(raw.decode(errors="replace").split(" ", 1)[1])
             elif len(parts) == 2 and parts[0] == "RUN":
                 self.run_id = parts[1]
             elif parts == ["END"]:
@@ -177,8 +204,8 @@ def _kill_delay(rng: random.Random, in_startup: bool, startup_s: float, delay: t
 
 
 def _round(k: Kill, rng: random.Random, cmd: list[str], log_path: Path, in_startup: bool, startup_s: float,
-           delay: tuple[float, float], ack_timeout_s: float) -> list[str]:
-    """Start the child, kill it, fill ``k``; returns the frame ids it acknowledged."""
+           delay: tuple[float, float], ack_timeout_s: float) -> tuple[list[str], list[site.Promised]]:
+    """Start the child, kill it, fill ``k``; returns the frame ids and incident events it acknowledged."""
     wait_s = _kill_delay(rng, in_startup, startup_s, delay)
     with open(log_path, "ab") as log:
         log.write(f"--- round {k.index} ---\n".encode())
@@ -223,13 +250,18 @@ def _round(k: Kill, rng: random.Random, cmd: list[str], log_path: Path, in_start
         k.since_last_ack_ms = round(max(0.0, t_kill - acks[-1][0]) * 1e3, 1)
         if k.run_id is None:
             k.run_id = acks[0][1].split("/", 1)[0]
-    return [a[1] for a in acks]
+    k.events_acknowledged, k.events_handed_to_store = len(reader.events), reader.events_submitted
+    return [a[1] for a in acks], reader.events
 
 
-def _check(k: Kill, db: Path, image_root: Path, acknowledged: list[str], new: list[str]) -> None:
-    """Open the database afresh and check it against everything acknowledged so far."""
+def _check(k: Kill, db: Path, image_root: Path, acknowledged: list[str], new: list[str],
+           promised: list[site.Promised] | None = None) -> None:
+    """Open the database afresh and check it against everything acknowledged so far
+    (``promised``: the incident events acknowledged so far, construction only)."""
     from inspector.store.audit import verify
 
+    if promised is not None:  # replaced below once the incidents can be read
+        k.incidents = site.IncidentCheck(promised=len(promised), lost=[f"{p.key}/{p.seq}" for p in promised])
     if not db.is_file():
         k.lost = list(acknowledged)
         if acknowledged:
@@ -265,6 +297,8 @@ def _check(k: Kill, db: Path, image_root: Path, acknowledged: list[str], new: li
                 k.images_ok = False
                 k.chain_message += f" image of {fid} missing or altered;"
         k.wafer_events = conn.execute("SELECT COUNT(*) FROM audit WHERE action = 'wafer.judged'").fetchone()[0]
+        if promised is not None:
+            k.incidents = site.check_incidents(conn, promised)
         res = verify(conn)
         k.chain_ok, k.audit_rows = res.ok, res.audit_rows
         if not res.ok:
@@ -274,16 +308,78 @@ def _check(k: Kill, db: Path, image_root: Path, acknowledged: list[str], new: li
         conn.close()
 
 
-def run(kills: int, *, seed: int = 0, workdir: Path | None = None, unsafe_ack_before_commit: bool = False,
-        startup_fraction: float = 0.15, delay: tuple[float, float] = (0.2, 1.5), ack_timeout_s: float = 120.0,
+def _restart_round(k: Kill, cmd: list[str], log_path: Path, timeout_s: float) -> tuple[list[str], list[site.Promised]]:
+    """After the kills: one more run on the same database that ends by itself; fills ``k``
+    (``error`` unless it ended cleanly, complete and without errors); returns what it acknowledged."""
+    k.phase = "restart"
+    with open(log_path, "ab") as log:
+        log.write(f"--- round {k.index} (restart, ends by itself) ---\n".encode())
+        log.flush()
+        t0 = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, cwd=str(REPO))
+        reader = _Reader(proc.stdout)
+        reader.start()
+        try:
+            k.exit = proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            k.exit = proc.wait()
+            k.error = f"the restarted run did not end within {timeout_s:.0f} s"
+        reader.join(30)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    k.killed_after_s = round(time.monotonic() - t0, 3)
+    k.run_id = reader.run_id
+    k.acknowledged = len(reader.acks)
+    run_end = sum(e.frame == "-" for e in reader.events)  # handed to the store after the last ACK
+    k.events_acknowledged, k.events_handed_to_store = len(reader.events), reader.events_submitted + run_end
+    summary = reader.summary or {}
+    if k.error is None and (k.exit != 0 or not reader.ended):
+        k.error = f"the restarted run failed (exit {k.exit})"
+    elif k.error is None and (summary.get("complete") is not True or summary.get("errors")):
+        k.error = f"the restarted run was not clean: complete={summary.get('complete')}, errors={summary.get('errors')}"
+    return [a[1] for a in reader.acks], reader.events
+
+
+def _incident_totals(rounds: list[Kill], promised: list[site.Promised]) -> dict[str, Any]:
+    """The construction mode's incident figures over every round."""
+    checks = [k.incidents for k in rounds if k.incidents is not None]
+    last = checks[-1] if checks else site.IncidentCheck()
+    lost = sorted({x for c in checks for x in c.lost})
+    return {
+        "offered": sum(k.events_handed_to_store for k in rounds),  # handed to the store, as of each round's last ACK
+        "acknowledged": len(promised),   # promised: events of acknowledged frames, and acknowledged run-end events
+        "recorded": last.recorded,
+        "lost": len(lost),
+        "doubled": max((c.doubled for c in checks), default=0),
+        "gapped": max((c.gapped for c in checks), default=0),
+        "missing_messages": max((c.missing_messages for c in checks), default=0),
+        "by_event": {e: sum(p.event == e for p in promised) for e in ("new", "update", "end")},
+        "incidents_in_db": last.incidents_in_db,
+        "events_in_db": last.events_in_db,
+        "lost_ids": lost[:20],
+    }
+
+
+def run(kills: int, *, domain: str = "wafer", seed: int = 0, workdir: Path | None = None,
+        unsafe_ack_before_commit: bool = False, startup_fraction: float = 0.15,
+        delay: tuple[float, float] | None = None, ack_timeout_s: float = 120.0, restart: bool = True,
         progress: Any = None) -> dict[str, Any]:
     """Kill the station ``kills`` times; the totals (and ``details``: one ``Kill`` dict per round).
 
-    ``workdir``: where the registry, config and data folder go (kept); None: a temporary folder,
-    removed afterwards. ``progress(kill)`` is called after each round.
+    ``domain``: ``wafer`` or ``construction`` (incident events checked too, and, with ``restart``
+    and a safe station, a last run that ends by itself). ``delay``: seconds from the first
+    acknowledgement to the kill (default 0.2-1.5 for wafer, 0.3-2.5 for construction, whose
+    incident events are sparser). ``workdir``: where the registry, config and data folder go
+    (kept); None: a temporary folder, removed afterwards. ``progress(kill)`` is called after each round.
     """
     if kills < 1:
         raise ValueError(f"kills must be at least 1, got {kills}")
+    if domain not in DOMAINS:
+        raise ValueError(f"domain must be one of {', '.join(DOMAINS)}, got {domain!r}")
+    construction = domain == "construction"
+    if delay is None:
+        delay = (0.3, 2.5) if construction else (0.2, 1.5)
     rng = random.Random(seed)
     tmp = None
     if workdir is None:
@@ -292,37 +388,64 @@ def run(kills: int, *, seed: int = 0, workdir: Path | None = None, unsafe_ack_be
     workdir = Path(workdir)
     t_start = time.monotonic()
     try:
-        cfg, reg, data = prepare(workdir, seed)
+        if construction:
+            cfg, data = site.prepare(workdir, seed)
+            cmd = site.command(cfg, data, unsafe=unsafe_ack_before_commit)
+        else:
+            cfg, reg, data = prepare(workdir, seed)
+            cmd = [sys.executable, str(CHILD), "--config", str(cfg), "--registry", str(reg), "--data-dir", str(data)]
+            if unsafe_ack_before_commit:
+                cmd.append("--unsafe-ack-before-submit")
         db = data / "inspector.sqlite"
-        cmd = [sys.executable, str(CHILD), "--config", str(cfg), "--registry", str(reg), "--data-dir", str(data)]
-        if unsafe_ack_before_commit:
-            cmd.append("--unsafe-ack-before-submit")
+        log_path = workdir / "child.log"
         # Which rounds aim at the start-up: a fixed share (at least one in five kills), rounds drawn at random.
         n_startup = 0 if startup_fraction <= 0 else max(int(kills >= 5), round(kills * startup_fraction))
         startup_rounds = set(rng.sample(range(kills), min(kills, n_startup)))
         acknowledged: list[str] = []
+        promised: list[site.Promised] | None = [] if construction else None
         rounds: list[Kill] = []
         startups: list[float] = []
-        for i in range(kills):
-            k = Kill(i + 1)
-            startup_s = statistics.median(startups) if startups else 1.5
-            new = _round(k, rng, cmd, workdir / "child.log", i in startup_rounds, startup_s, delay, ack_timeout_s)
+
+        def checked(k: Kill, new: list[str], events: list[site.Promised]) -> None:
+            nonlocal acknowledged
             acknowledged += new
+            if promised is not None:
+                promised.extend(events)
             if k.error is not None:
-                tail = (workdir / "child.log").read_text(errors="replace")[-600:].strip()
+                tail = log_path.read_text(errors="replace")[-600:].strip()
                 k.error += f" (child log: ...{tail})" if tail else ""
-            if k.first_ack_s is not None:
-                startups.append(k.first_ack_s)
-            _check(k, db, data / "images", acknowledged, new)
+            _check(k, db, data / "images", acknowledged, new, promised)
             rounds.append(k)
             if progress is not None:
                 progress(k)
+
+        for i in range(kills):
+            k = Kill(i + 1)
+            startup_s = statistics.median(startups) if startups else 1.5
+            new, events = _round(k, rng, cmd, log_path, i in startup_rounds, startup_s, delay, ack_timeout_s)
+            if k.first_ack_s is not None:
+                startups.append(k.first_ack_s)
+            checked(k, new, events)
             if k.error is not None and k.phase == "startup" and not k.acknowledged and "no acknowledgement" in k.error:
                 break  # the station cannot start here: more rounds would only wait again
+        restarted = None
+        if construction and restart and not unsafe_ack_before_commit and len(rounds) == kills:
+            restarted = Kill(kills + 1)
+            new, events = _restart_round(restarted, site.command(cfg, data, duration_s=site.FINAL_DURATION_S),
+                                         log_path, ack_timeout_s)
+            checked(restarted, new, events)
+            if restarted.incidents is not None and restarted.run_id is not None and db.is_file():
+                conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+                try:  # a graceful end closes every incident it opened (the run-end events)
+                    restarted.incidents.open_after_clean_end = site.open_incidents(conn, restarted.run_id)
+                finally:
+                    conn.close()
+        killed = [k for k in rounds if k.phase != "restart"]
         lost = sorted({f for k in rounds for f in k.lost})
-        logging = [k for k in rounds if k.phase == "logging"]
+        logging = [k for k in killed if k.phase == "logging"]
         result: dict[str, Any] = {
-            "kills": len(rounds),
+            "domain": domain,
+            "kills": len(killed),
             "acknowledged": len(acknowledged),
             "lost": len(lost),
             "integrity_ok": all(k.integrity_ok and k.foreign_keys_ok for k in rounds),
@@ -332,11 +455,11 @@ def run(kills: int, *, seed: int = 0, workdir: Path | None = None, unsafe_ack_be
             "decisions_in_db": rounds[-1].decisions_in_db if rounds else 0,
             "audit_rows": rounds[-1].audit_rows if rounds else 0,
             "wafer_events": rounds[-1].wafer_events if rounds else 0,
-            "kills_in_startup": sum(k.phase == "startup" for k in rounds),
+            "kills_in_startup": sum(k.phase == "startup" for k in killed),
             "kills_while_logging": len(logging),
             "kills_with_records_in_flight": sum(bool(k.in_flight_at_last_ack) or k.committed_not_acked > 0
                                                 for k in logging),
-            "kills_with_committed_not_acked": sum(k.committed_not_acked > 0 for k in rounds),
+            "kills_with_committed_not_acked": sum(k.committed_not_acked > 0 for k in killed),
             "kills_within_100ms_of_an_ack": sum(k.since_last_ack_ms is not None and k.since_last_ack_ms <= 100
                                                 for k in logging),
             "errors": [f"round {k.index}: {k.error}" for k in rounds if k.error],
@@ -347,8 +470,17 @@ def run(kills: int, *, seed: int = 0, workdir: Path | None = None, unsafe_ack_be
             "lost_ids": lost[:20],
             "details": [{**asdict(k), "lost": len(k.lost)} for k in rounds],
         }
+        if construction:
+            result["incidents"] = _incident_totals(rounds, promised or [])
+            result["kills_with_events_in_flight"] = sum(k.events_handed_to_store > k.events_acknowledged
+                                                        for k in logging)
+            result["restart"] = None if restarted is None else {
+                "ok": restarted.ok, "decisions": restarted.acknowledged, "events": restarted.events_acknowledged,
+                "open_after_clean_end": restarted.incidents.open_after_clean_end if restarted.incidents else None,
+                "error": restarted.error}
+        incidents_ok = all(k.incidents is None or k.incidents.ok for k in rounds)
         result["ok"] = bool(result["kills"] == kills and not lost and result["integrity_ok"] and result["chain_ok"]
-                            and result["atomic_ok"] and result["images_ok"] and not result["errors"])
+                            and result["atomic_ok"] and result["images_ok"] and not result["errors"] and incidents_ok)
         return result
     finally:
         if tmp is not None:
@@ -358,6 +490,9 @@ def run(kills: int, *, seed: int = 0, workdir: Path | None = None, unsafe_ack_be
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kills", type=int, default=20, help="how many times to SIGKILL the station (default 20)")
+    ap.add_argument("--domain", choices=DOMAINS, default="wafer",
+                    help="wafer: the synthetic wafer line (default); construction: synthetic site cameras, "
+                         "incident events checked too")
     ap.add_argument("--seed", type=int, default=0, help="seed of the kill times and the synthetic line")
     ap.add_argument("--keep", type=Path, default=None, metavar="DIR",
                     help="work in DIR and keep it (database, images, child.log); default: a temporary folder")
@@ -368,14 +503,17 @@ def main(argv: list[str] | None = None) -> int:
 
     def progress(k: Kill) -> None:
         if args.verbose:
+            inc = k.incidents
             print(f"kill {k.index:3d} {k.phase:8s} at {k.killed_after_s:5.2f} s: {k.acknowledged:3d} acked, "
                   f"in flight {k.in_flight_at_last_ack}, committed-not-acked {k.committed_not_acked}, "
                   f"lost so far {len(k.lost)}, db {k.decisions_in_db}, integrity {k.integrity_ok}, chain {k.chain_ok}"
+                  + (f", incident events {inc.recorded}/{inc.promised} recorded, {len(inc.lost)} lost, "
+                     f"{inc.doubled} doubled" if inc is not None else "")
                   + (f", error: {k.error}" if k.error else "") + (f" ({k.chain_message})" if k.chain_message else ""),
                   file=sys.stderr, flush=True)
 
-    res = run(args.kills, seed=args.seed, workdir=args.keep, unsafe_ack_before_commit=args.unsafe_ack_before_commit,
-              progress=progress)
+    res = run(args.kills, domain=args.domain, seed=args.seed, workdir=args.keep,
+              unsafe_ack_before_commit=args.unsafe_ack_before_commit, progress=progress)
     if not args.verbose:
         res.pop("details")
     if args.json:
@@ -386,6 +524,11 @@ def main(argv: list[str] | None = None) -> int:
               f"integrity {'ok' if res['integrity_ok'] else 'FAILED'}, audit chain "
               f"{'ok' if res['chain_ok'] else 'FAILED'}; {res['decisions_in_db']} decisions in the database; "
               f"{res['seconds']} s")
+        inc = res.get("incidents")
+        if inc is not None:
+            print(f"incident events: {inc['offered']} offered to the store, {inc['acknowledged']} acknowledged, "
+                  f"{inc['recorded']} recorded, {inc['lost']} lost, {inc['doubled']} doubled; restart: "
+                  f"{'ok' if res['restart'] and res['restart']['ok'] else res['restart']}")
         print(f"scope: {res['scope']}")
         for e in res["errors"]:
             print(f"error: {e}")

@@ -1,5 +1,8 @@
 """Durability under SIGKILL (bench/durability.py): the real station killed at random moments while
-it logs loses no acknowledged decision, and the database and its audit chain stay sound.
+it logs loses no acknowledged decision, and the database and its audit chain stay sound. The
+construction station too: the incident events of acknowledged frames (committed in their
+decision's transaction) are all in the store with their MES messages, none applied twice, and a
+restarted run ends cleanly with its incidents closed.
 
 Scope: a process kill leaves the OS page cache intact, so this proves the application protocol
 (acknowledge only after COMMIT, atomic batches, a chain consistent across torn runs), not
@@ -20,6 +23,11 @@ import pytest
 
 from inspector.core.decision import Decision, Verdict
 from inspector.core.frame import Frame
+from inspector.core.site.types import IncidentEvent
+from inspector.mes.outbox import Draft, enqueue
+from inspector.store import audit
+from inspector.store.db import open_db, transaction
+from inspector.store.incidents import apply_event
 from inspector.station.judgement import FrameResult
 from inspector.station.store_sink import StoreSink
 from inspector.store.writer import StoreWriter
@@ -101,3 +109,69 @@ def test_the_harness_detects_a_station_that_acknowledges_before_commit():
     assert res["acknowledged"] > 0 and res["lost"] > 0 and not res["ok"]
     # The store itself stayed sound: only the promise was false.
     assert res["integrity_ok"] and res["chain_ok"] and res["atomic_ok"]
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_construction_station_loses_no_acknowledged_incident_event():
+    res = _harness().run(3, domain="construction", seed=3)
+    details = res["details"]
+    assert res["kills"] == 3 and not res["errors"], res["errors"]
+    assert res["lost"] == 0 and res["integrity_ok"] and res["chain_ok"] and res["atomic_ok"] and res["images_ok"], \
+        [(d["index"], d["chain_message"]) for d in details if d["chain_message"]]
+    inc = res["incidents"]
+    # Incidents opened and closed in the killed runs, and every one the station promised is stored
+    # with its outbox message, applied once.
+    assert inc["by_event"]["new"] > 0 and inc["by_event"]["update"] > 0 and inc["by_event"]["end"] > 0
+    assert inc["lost"] == 0 and inc["doubled"] == 0 and inc["gapped"] == 0 and inc["missing_messages"] == 0, inc
+    assert inc["recorded"] == inc["acknowledged"] > 0 and inc["offered"] >= inc["acknowledged"]
+    assert [d["exit"] for d in details] == [-9, -9, -9, 0]  # three SIGKILLs, then a run that ended by itself
+    # The restarted run on the same database completed cleanly and its run end closed every incident it opened.
+    assert res["restart"]["ok"] and res["restart"]["open_after_clean_end"] == 0 and res["restart"]["decisions"] > 0
+    assert res["ok"]
+
+
+@pytest.mark.slow
+def test_the_harness_detects_a_construction_station_that_acknowledges_before_commit():
+    res = _harness().run(2, domain="construction", seed=4, unsafe_ack_before_commit=True, startup_fraction=0.0)
+    assert res["lost"] > 0 and res["incidents"]["lost"] > 0 and not res["ok"]
+    assert res["restart"] is None  # no clean-restart round for a station that lies
+    assert res["integrity_ok"] and res["chain_ok"] and res["atomic_ok"]
+
+
+def _event(key: str, seq: int, event: str = "new") -> IncidentEvent:
+    t = datetime.now(timezone.utc)
+    return IncidentEvent(event, key, seq, "gate", 1, "no_hard_hat", "no-hard-hat", "high", None, t, "r/f1", "r/f1",
+                         "r/f1", 0.9, t)
+
+
+def _apply(conn, e: IncidentEvent, station: str) -> None:
+    with transaction(conn):
+        apply_event(conn, e, run_id="r")
+        enqueue(conn, [Draft("drop", f"{station}/{e.key}/{e.seq}", "incidents/gate", f"incident.{e.event}", {})])
+
+
+def test_the_incident_check_finds_lost_missing_doubled_and_gapped_events(tmp_path):
+    site = _harness().site
+    conn = open_db(tmp_path / "s.sqlite")
+    try:
+        for e in (_event("a", 0), _event("a", 1, "update"), _event("a", 2, "end"), _event("b", 0)):
+            _apply(conn, e, site.STATION_ID)
+        promised = [site.Promised("r/f1", "new", "a", 0), site.Promised("r/f2", "update", "a", 1),
+                    site.Promised("-", "end", "a", 2), site.Promised("r/f1", "new", "b", 0)]
+        ok = site.check_incidents(conn, promised)
+        assert (ok.recorded, ok.lost, ok.doubled, ok.gapped, ok.missing_messages) == (4, [], 0, 0, 0) and ok.ok
+        assert (ok.incidents_in_db, ok.events_in_db) == (2, 4)
+
+        # An event promised but never stored, an end promised for an incident still open: lost.
+        bad = site.check_incidents(conn, promised + [site.Promised("r/f3", "new", "c", 0),
+                                                     site.Promised("r/f4", "end", "b", 1)])
+        assert sorted(bad.lost) == ["b/1", "c/0"] and not bad.ok
+        # An event applied twice (a second audit row for b) is doubled; a message gone is missing.
+        with transaction(conn):
+            audit.append(conn, actor="station", action="incident.new", entity="incidents",
+                         entity_id=conn.execute("SELECT id FROM incidents WHERE key = 'b'").fetchone()[0])
+            conn.execute("DELETE FROM outbox WHERE key = ?", (f"{site.STATION_ID}/a/1",))
+        worse = site.check_incidents(conn, promised)
+        assert worse.doubled == 1 and worse.missing_messages == 1 and worse.gapped == 1 and not worse.ok
+    finally:
+        conn.close()
