@@ -1,8 +1,9 @@
 """`inspector`: the station's command line.
 
-One module per area: ``config_cmds`` (check, schema), ``run_cmds`` (demo, run, gui), ``db_cmds``,
-``mes_cmds``, ``users_cmds``. Every command takes ``--log-level`` (warnings on stderr by default); those
-that know a station's data folder also log to ``<data folder>/logs/inspector.log``.
+One module per area: ``config_cmds`` (check, schema), ``run_cmds`` (demo, run, gui), ``analyze_cmds``
+(recorded video), ``db_cmds``, ``mes_cmds``, ``users_cmds``, ``report_cmds`` (incident reports). Every
+command takes ``--log-level`` (warnings on stderr by default); those that know a station's data folder
+also log to ``<data folder>/logs/inspector.log``.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import click
 
 from inspector import __version__
 from inspector.util.clickopts import log_level_everywhere
+from inspector.cli.analyze_cmds import analyze
 from inspector.cli.config_cmds import config
 from inspector.cli.db_cmds import db
 from inspector.cli.gui_launch import gui_possible as _gui_possible  # noqa: F401  (tests/gui/test_gui_cli.py)
 from inspector.cli.mes_cmds import mes
+from inspector.cli.report_cmds import report
 from inspector.cli.run_cmds import demo, gui, run
 from inspector.cli.users_cmds import users
 from inspector.util.clickopts import current_log_level
@@ -35,7 +38,7 @@ def main() -> None:
     setup_logging(current_log_level(default="") or None)
 
 
-for _cmd in (config, demo, run, gui, db, users, mes):
+for _cmd in (config, demo, run, gui, analyze, db, users, mes, report):
     main.add_command(_cmd)
 log_level_everywhere(main)
 
