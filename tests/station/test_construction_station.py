@@ -128,3 +128,45 @@ storage: {{image_format: jpeg, store_images: none}}
     assert gate["tracks"] == 1 and gate["incidents"]["no_hard_hat"] == 1 and gate["tracking"] is None
     assert s["site"]["incidents_closed"]["no_hard_hat"] == 1  # closed by the run's end (finish)
     assert s["complete"] is True and np.isfinite(s["seconds"])
+
+
+def test_a_report_from_the_demo_database_opens_with_one_page_per_incident(tmp_path):
+    """The safety manager's path end to end: a construction run, then `inspector report` on its store."""
+    import json
+    from datetime import datetime, timedelta, timezone
+
+    from click.testing import CliRunner
+    from pypdf import PdfReader
+
+    from inspector.cli import main
+    from inspector.store import audit
+
+    s, _ = run(demo_config(duration_s=3.0), tmp_path)
+    conn = open_db(s["db"], create=False)
+    try:
+        n = len(incidents(conn, run_id=s["run_id"]))
+    finally:
+        conn.close()
+    assert n >= 1
+    today = datetime.now(timezone.utc).date()
+    period = ["--from", str(today - timedelta(days=1)), "--to", str(today + timedelta(days=1))]
+    pdf, csv_path = tmp_path / "r.pdf", tmp_path / "r.csv"
+    r = CliRunner().invoke(main, ["report", "incidents", "--db", s["db"], *period, "--format", "pdf",
+                                  "--out", str(pdf), "--json"])
+    assert r.exit_code == 0, r.output
+    facts = json.loads(r.stdout)
+    reader = PdfReader(str(pdf))
+    assert len(reader.pages) >= n + 1  # summary page(s), then one page per incident
+    text = "\n".join(p.extract_text() for p in reader.pages)
+    assert all(f"Incident #{k}" in text for k in range(1, n + 1))
+    r = CliRunner().invoke(main, ["report", "incidents", "--db", s["db"], *period, "--format", "csv",
+                                  "--out", str(csv_path)])
+    assert r.exit_code == 0, r.output
+    assert len(csv_path.read_text(encoding="utf-8").strip().splitlines()) == n + 1  # header + one row each
+    conn = open_db(s["db"], create=False)
+    try:
+        assert audit.verify(conn).ok
+        actions = [row[0] for row in conn.execute("SELECT action FROM audit WHERE entity = 'reports'")]
+    finally:
+        conn.close()
+    assert actions.count("report.generate") == 2 and facts
