@@ -44,17 +44,6 @@ DEMO = ROOT / "station_configs" / "construction-demo.yaml"
 MARK_START, MARK_END = "<!-- bench_anonymise:start -->", "<!-- bench_anonymise:end -->"
 
 
-def visible_heads(truth: SiteTruth) -> np.ndarray:
-    """Exact head boxes cut to each worker's visible extent; heads with no visible part left out."""
-    out = []
-    for w in truth.workers:
-        if w.visible_box is None or w.head_visibility <= 0:
-            continue
-        h, v = w.head, w.visible_box
-        box = (max(h[0], v[0]), max(h[1], v[1]), min(h[2], v[2]), min(h[3], v[3]))
-        if box[2] > box[0] and box[3] > box[1]:
-            out.append(box)
-    return np.array(out, np.float64).reshape(-1, 4)
 
 
 def truth_workers(truth: SiteTruth) -> np.ndarray:
@@ -94,7 +83,7 @@ def bench_boxes(frames: int, with_model: bool) -> dict[str, Any]:
         for i in idx:
             image, truth = cam.render_with_truth(i)
             size = (image.shape[1], image.shape[0])
-            heads = visible_heads(truth)
+            heads = truth.visible_heads()
             _, boxes = anonymise_frame(image, truth_workers(truth))
             cov["truth"] += head_coverage(heads, boxes, size).tolist()
             if ensemble is not None:
@@ -122,7 +111,7 @@ def bench_clip(seconds: float = 30.0) -> dict[str, Any]:
         wall = time.perf_counter() - t0
         cov = []
         for i, b in enumerate(res.boxes):
-            cov += head_coverage(visible_heads(cam.truth(i)), b, res.size).tolist()
+            cov += head_coverage(cam.truth(i).visible_heads(), b, res.size).tolist()
     return {"clip_s": seconds, "frames": res.frames, "size": list(res.size), "seconds": round(wall, 2),
             "x_realtime": round(seconds / wall, 1), **{f"truth_{k}": v for k, v in summary(cov).items()}}
 
@@ -155,7 +144,8 @@ def bench_demo_db(data_dir: Path, neighbours: int = 1) -> dict[str, Any]:
             cam = camera(inc["config_hash"], inc["camera"])
             for a in anonymised_images(conn, data_dir, inc, neighbours=neighbours):
                 truth = cam.truth(index(a.frame_id))
-                img_cov += head_coverage(visible_heads(truth), a.boxes, (a.image.shape[1], a.image.shape[0])).tolist()
+                img_cov += head_coverage(truth.visible_heads(), a.boxes,
+                                        (a.image.shape[1], a.image.shape[0])).tolist()
             if not inc["clip_path"] or inc["clip_path"] in clips:
                 continue
             clips.add(inc["clip_path"])
@@ -163,7 +153,7 @@ def bench_demo_db(data_dir: Path, neighbours: int = 1) -> dict[str, Any]:
             clip_secs += res.seconds
             clip_frames += res.frames
             for fid, b in zip(clip_frame_ids(conn, inc, res.frames), res.boxes):
-                clip_cov += head_coverage(visible_heads(cam.truth(index(fid))), b, res.size).tolist()
+                clip_cov += head_coverage(cam.truth(index(fid)).visible_heads(), b, res.size).tolist()
     return {"incidents_images": summary(img_cov), "clips": len(clips), "clip_frames": clip_frames,
             "clip_seconds": round(clip_secs, 2), "clip_frames_heads": summary(clip_cov)}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inspector.capture.synthetic_site.camera import CLASS_NAMES, SiteTruth, SyntheticSiteCamera
+from inspector.capture.synthetic_site.camera import CLASS_NAMES, SyntheticSiteCamera
 from inspector.config.schema.site import EvidenceConfig
 from inspector.core import Decision, Detections, Frame, Reason, Verdict
 from inspector.core.site.types import IncidentEvent, SiteFrame
@@ -35,17 +35,6 @@ STRIDE = 3
 EVIDENCE = EvidenceConfig(pre_s=1.0, post_s=0.5, max_clip_s=30, clip_fps=5)
 
 
-def visible_heads(truth: SiteTruth) -> np.ndarray:
-    """Exact head boxes cut to the worker's visible extent (outside it the head is hidden)."""
-    out = []
-    for w in truth.workers:
-        if w.visible_box is None or w.head_visibility <= 0:
-            continue
-        h, v = w.head, w.visible_box
-        box = (max(h[0], v[0]), max(h[1], v[1]), min(h[2], v[2]), min(h[3], v[3]))
-        if box[2] > box[0] and box[3] > box[1]:
-            out.append(box)
-    return np.array(out, np.float64).reshape(-1, 4)
 
 
 @dataclass
@@ -58,7 +47,7 @@ class SiteStore:
     clip_frame_ids: list[str]        # the frames the recorder put in the clip, in order
 
     def heads(self, frame_id: str) -> np.ndarray:
-        return visible_heads(self.camera.truth(self.frame_index[frame_id]))
+        return self.camera.truth(self.frame_index[frame_id]).visible_heads()
 
 
 def build(tmp: Path, frames: int = 60, store_config: bool = True) -> SiteStore:

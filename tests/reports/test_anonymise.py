@@ -6,7 +6,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from helpers.site_evidence_store import visible_heads
 
 from inspector.capture.synthetic_site.camera import SyntheticSiteCamera
 from inspector.reports import anonymise as an
@@ -64,7 +63,7 @@ def test_every_visible_head_of_the_synthetic_site_is_covered_with_truth_boxes():
     for image, truth in _site_frames():
         workers = np.array([w.visible_box for w in truth.workers if w.visible_box is not None]).reshape(-1, 4)
         out, boxes = an.anonymise_frame(image, workers)
-        heads = visible_heads(truth)
+        heads = truth.visible_heads()
         heads_seen += len(heads)
         assert_heads_covered(heads, boxes, (image.shape[1], image.shape[0]))
         # what leaves is what the boxes say: the covered pixels changed as redact changes them
@@ -78,7 +77,7 @@ def test_a_too_small_head_region_fails_the_check():
         for image, truth in _site_frames():
             workers = np.array([w.visible_box for w in truth.workers if w.visible_box is not None]).reshape(-1, 4)
             _, boxes = an.anonymise_frame(image, workers, head_fraction=0.05, pad=0.0)
-            assert_heads_covered(visible_heads(truth), boxes, (image.shape[1], image.shape[0]))
+            assert_heads_covered(truth.visible_heads(), boxes, (image.shape[1], image.shape[0]))
 
 
 def test_hat_boxes_cover_the_head_under_them():

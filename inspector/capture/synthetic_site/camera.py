@@ -82,6 +82,19 @@ class SiteTruth:
         arr = np.array(xyxy, np.float32).reshape(-1, 4)
         return Detections(arr, np.ones(len(arr), np.float32), np.array(cls, np.int32))
 
+    def visible_heads(self) -> np.ndarray:
+        """Exact head boxes cut to each worker's visible extent (outside it the head is hidden);
+        heads with no visible part are left out. What anonymisation must cover."""
+        out = []
+        for w in self.workers:
+            if w.visible_box is None or w.head_visibility <= 0:
+                continue
+            h, v = w.head, w.visible_box
+            box = (max(h[0], v[0]), max(h[1], v[1]), min(h[2], v[2]), min(h[3], v[3]))
+            if box[2] > box[0] and box[3] > box[1]:
+                out.append(box)
+        return np.array(out, np.float64).reshape(-1, 4)
+
 
 def _clip(b: Box, w: int, h: int) -> Box:
     """``b`` clipped to the image (a box wholly outside becomes an empty box on the edge)."""
