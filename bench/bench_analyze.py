@@ -35,6 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.results_md import write_section  # noqa: E402
 from inspector.capture.synthetic_site.camera import CLASS_NAMES, SyntheticSiteCamera  # noqa: E402
 from inspector.config import config_hash, load_config  # noqa: E402
 from inspector.config.schema import StationConfig  # noqa: E402
@@ -44,7 +45,6 @@ from inspector.station.archive import AnalyzeOptions, ArchiveAnalysis, default_j
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "station_configs" / "construction-demo.yaml"
-MARK_START, MARK_END = "<!-- bench_analyze:start -->", "<!-- bench_analyze:end -->"
 W, H, FPS = 1920, 1080, 25.0
 
 
@@ -213,15 +213,6 @@ def run_mode(name: str, cfg: StationConfig, video: Path, data: Path, seconds: fl
     return s
 
 
-def write_section(md: Path, text: str) -> None:
-    body = md.read_text(encoding="utf-8") if md.exists() else "# Benchmark results\n"
-    block = f"{MARK_START}\n{text.rstrip()}\n{MARK_END}\n"
-    if MARK_START in body and MARK_END in body:
-        head, rest = body.split(MARK_START, 1)
-        body = head + block + rest.split(MARK_END, 1)[1].lstrip("\n")
-    else:
-        body = body.rstrip("\n") + "\n\n" + block
-    md.write_text(body, encoding="utf-8")
 
 
 def markdown(res: dict[str, Any]) -> str:
@@ -285,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     res = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "seconds": args.seconds, "tol_s": args.tol_s,
            "video": str(video), "modes": out}
     if not args.no_write and {"full", "gated"} <= {s["mode"] for s in out}:
-        write_section(ROOT / "bench" / "RESULTS.md", markdown(res))
+        write_section(ROOT / "bench" / "RESULTS.md", "bench_analyze", markdown(res))
     if args.json:
         print(json.dumps(res, indent=1, default=str))
     return 0

@@ -35,13 +35,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.results_md import write_section  # noqa: E402
 from inspector.capture.synthetic_site.camera import SiteTruth, SyntheticSiteCamera, render_video  # noqa: E402
 from inspector.config import load_config, load_config_text  # noqa: E402
 from inspector.reports.anonymise import anonymise_clip, anonymise_frame, head_coverage  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "station_configs" / "construction-demo.yaml"
-MARK_START, MARK_END = "<!-- bench_anonymise:start -->", "<!-- bench_anonymise:end -->"
 
 
 
@@ -188,15 +188,6 @@ def markdown(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, text: str) -> None:
-    body = path.read_text() if path.exists() else ""
-    block = f"{MARK_START}\n{text.rstrip()}\n{MARK_END}\n"
-    if MARK_START in body and MARK_END in body:
-        head, rest = body.split(MARK_START, 1)
-        body = head + block + rest.split(MARK_END, 1)[1].lstrip("\n")
-    else:
-        body = body.rstrip("\n") + "\n\n" + block
-    path.write_text(body)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         res["demo_db_0"] = bench_demo_db(args.db, neighbours=0)
     print(markdown(res))
     if not args.no_write:
-        write_section(ROOT / "bench" / "RESULTS.md", markdown(res))
+        write_section(ROOT / "bench" / "RESULTS.md", "bench_anonymise", markdown(res))
     if args.json:
         print(json.dumps(res, indent=1, default=str))
     return 0
