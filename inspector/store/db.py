@@ -250,6 +250,22 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX analysis_segments_run ON analysis_segments(run_id, video, first_frame);
     """,
+    # 7 (#15 points 1 and 5): station events (stalls, freezes, reconnects, store gaps)
+    """
+    -- reserved: station events
+    """,
+    # 8 (#15 point 4): log-in sessions and failed log-ins
+    """
+    -- reserved: sessions and log-in attempts
+    """,
+    # 9 (#15 point 2): audit anchors
+    """
+    -- reserved: audit anchors
+    """,
+    # 10 (#14 leftovers and #15 point 6)
+    """
+    -- reserved: hardening, small
+    """,
 ]
 
 
