@@ -14,7 +14,13 @@ exposure) is no motion. Motion = the changed share of the image exceeds ``min_ar
 Tracks and incidents need regular looks even at a still scene (a worker standing in a danger zone
 does not move): a frame is inferred anyway once ``max_skip_s`` have passed since the last inferred
 one (reason ``max_gap``), and for ``hold_s`` after motion (reason ``hold``) so that a track gets the
-consecutive detections it needs to be confirmed.
+consecutive detections it needs to be confirmed. Where the caller knows the scene is empty (the last
+inferred frame found nothing: no track to keep alive), it says ``idle=True`` and the longest gap is
+``idle_max_skip_s`` instead: motion against the last inferred frame still wakes the gate at once.
+
+A decoder that can scale in its own pixel pipeline hands the small grey image itself
+(:meth:`MotionGate.decide_grey`, size from :meth:`MotionGateParams.size_for`): no full-size BGR
+image is made for a frame the gate skips.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ class MotionGateParams:
     min_area: float = 0.0005    # share of changed pixels that counts as motion (0.05 %)
     max_skip_s: float = 1.0     # never more than this between inferred frames (tracks stay alive)
     hold_s: float = 0.5         # keep inferring this long after the last motion
+    idle_max_skip_s: float = 4.0  # ... where the caller says the scene is empty (idle; never below max_skip_s)
 
     def __post_init__(self) -> None:
         if self.width < 16:
@@ -53,6 +60,11 @@ class MotionGateParams:
             raise ValueError(f"max_skip_s must be positive, got {self.max_skip_s}")
         if self.hold_s < 0:
             raise ValueError(f"hold_s must be >= 0, got {self.hold_s}")
+
+    def size_for(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) of the small grey image for a ``width`` x ``height`` video (as ``small_grey``)."""
+        w = min(self.width, width)
+        return w, max(1, round(height * w / width))
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +109,18 @@ class MotionGate:
         self._t_inferred = float("-inf")
         self._t_motion = float("-inf")
 
-    def decide(self, image: np.ndarray, t_s: float) -> GateDecision:
+    def decide(self, image: np.ndarray, t_s: float, idle: bool = False) -> GateDecision:
         """Whether the frame at video time ``t_s`` (seconds, increasing) should be inferred."""
+        return self._decide(small_grey(image, self.params.width, self.params.blur), t_s, idle)
+
+    def decide_grey(self, grey: np.ndarray, t_s: float, idle: bool = False) -> GateDecision:
+        """``decide`` for a frame already shrunk to a small grey image (``params.size_for`` the video)."""
+        small = grey.astype(np.float32)
+        b = self.params.blur
+        return self._decide(cv2.blur(small, (b, b)) if b > 1 else small, t_s, idle)
+
+    def _decide(self, small: np.ndarray, t_s: float, idle: bool) -> GateDecision:
         p = self.params
-        small = small_grey(image, p.width, p.blur)
         if self._ref is None:
             return self._inferred(small, t_s, FIRST, 1.0)
         changed = changed_share(small, self._ref, p.noise_k, p.min_diff)
@@ -110,7 +130,7 @@ class MotionGate:
         if t_s - self._t_motion <= p.hold_s:
             return self._inferred(small, t_s, HOLD, changed)
         # A small tolerance: at 25 fps a sampled frame lands at 0.99999 s, not exactly at 1 s.
-        if t_s - self._t_inferred >= p.max_skip_s - 1e-6:
+        if t_s - self._t_inferred >= (max(p.idle_max_skip_s, p.max_skip_s) if idle else p.max_skip_s) - 1e-6:
             return self._inferred(small, t_s, MAX_GAP, changed)
         return GateDecision(False, STATIC, changed)
 

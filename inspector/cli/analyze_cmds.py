@@ -54,8 +54,10 @@ def print_file_summary(s: dict[str, Any]) -> None:
     skipped = ", ".join(f"{k} {n}" for k, n in sorted(s["skipped_by_reason"].items())) or "none"
     click.echo(f"{s['video']}: run {s['run_id']}, camera {s['camera']}, {s['frames']} frames "
                f"({s['duration_s']:.1f} s of video) in {s['seconds']:.1f} s = {s['x_realtime']}x real time")
-    click.echo(f"  inferred {s['inferred']} ({s['inferred_per_s']}/s; every {s['stride']} frame(s) where "
-               f"{'motion' if s['motion_gate'] else 'anything'}), skipped {s['skipped']}: {skipped}")
+    click.echo(f"  inferred {s['inferred']} ({s['inferred_per_s']}/s; every {s['stride']} frame(s), every "
+               f"{s['dense_stride']} while a violation is pending, where "
+               f"{'motion' if s['motion_gate'] else 'anything'}), skipped {s['skipped']}: {skipped}; "
+               f"decoded {s['decoded_frames']} ({s['decoder']})")
     incidents = ", ".join(f"{k} {n}" for k, n in sorted(s["incidents"].items())) or "none"
     click.echo(f"  incidents: {incidents}; verdicts: "
                + (", ".join(f"{k} {n}" for k, n in sorted(s["verdicts"].items())) or "none"))
@@ -72,6 +74,9 @@ def print_file_summary(s: dict[str, Any]) -> None:
 @click.option("--no-motion-gate", is_flag=True, help="Infer every sampled frame, moving or not.")
 @click.option("--stride", type=click.IntRange(min=1), default=None,
               help="Sample every N-th frame (default: about 5 per second of video; 1 = every frame).")
+@click.option("--dense-stride", type=click.IntRange(min=1), default=None,
+              help="Sample every N-th frame while a violation is pending or an incident open (default: about "
+                   "12 per second of video; never sparser than --stride).")
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Frames per inference batch.")
 @click.option("--max-skip-s", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Longest stretch without inference in a still scene (keep it below the tracker's lost_s).")
@@ -85,7 +90,7 @@ def print_file_summary(s: dict[str, Any]) -> None:
 @json_option
 @progress_option
 def analyze(videos: tuple[str, ...], config_path: str, camera: str | None, no_motion_gate: bool, stride: int | None,
-            batch: int, max_skip_s: float, start_utc: str | None, store_images: str | None, data_dir: Path | None,
+            dense_stride: int | None, batch: int, max_skip_s: float, start_utc: str | None, store_images: str | None, data_dir: Path | None,
             registry: Path | None, as_json: bool, progress: Progress) -> None:
     """Analyse recorded video files with a station's models and rules, fast.
 
@@ -106,7 +111,7 @@ def analyze(videos: tuple[str, ...], config_path: str, camera: str | None, no_mo
     cfg = load_station_config(config_path)
     folder = data_dir if data_dir is not None else resolve_data_dir(cfg)
     log_to_data_dir(folder)
-    options = AnalyzeOptions(motion_gate=not no_motion_gate, stride=stride, batch=batch,
+    options = AnalyzeOptions(motion_gate=not no_motion_gate, stride=stride, dense_stride=dense_stride, batch=batch,
                              gate=replace(MotionGateParams(), max_skip_s=max_skip_s), camera=camera,
                              start_utc=_utc(start_utc), store_images=store_images)
     try:

@@ -3,16 +3,21 @@
 Per file, one run in the store (decisions and incidents through the ``StoreSink``, exactly as a
 station records them) and the stretches it looked at (``analysis_segments``).
 
-Why it is shaped like this (measured on the 2-core reference machine, 1080p MPEG-4):
+Why it is shaped like this (measured on the 2-core reference machine, 1080p 25 fps; see
+bench/RESULTS.md):
 
-- Decoding cannot be skipped: ``grab()`` decodes every frame (~3.6 ms at 1080p, 11x real time at
-  25 fps), and converting a decoded frame to BGR (``retrieve()``) costs about as much again. So
-  every frame is grabbed but only every ``stride``-th is retrieved (the *samples*; by default
-  about 5 per second of video).
+- Decoding is PyAV's (:mod:`inspector.capture.video_decode`): multi-threaded, and a sampled frame
+  is shrunk to the motion gate's small grey image by libswscale straight from the decoder's planes;
+  the full-size BGR image is made only for a frame that is inferred. Where the scene is still and
+  the judge saw nobody, the decoder skips to the next keyframe: those frames are never decoded.
+- Samples are every ``stride``-th frame (about 5 per second) and every ``dense_stride``-th (about
+  12 per second) while the judge has a violation pending or an incident open on the camera, so a
+  short violation gets the looks persistence needs (:mod:`inspector.station.archive_reader`).
 - A sample is inferred only where the motion gate sees motion (:mod:`inspector.capture.motion_gate`),
-  and at least every ``max_skip_s`` so tracks and incidents stay alive at a still scene.
-- Decoding and gating run on a reader thread (OpenCV releases the GIL), the judge on the calling
-  thread with batches of ``batch`` frames, the store on its writer thread: the two cores overlap.
+  and at least every ``max_skip_s`` so tracks and incidents stay alive at a still scene (every
+  ``idle_max_skip_s`` where nobody is in sight).
+- Decoding and gating run on a reader thread (PyAV and OpenCV release the GIL), the judge on the
+  calling thread, the store on its writer thread: the two cores overlap.
 - Time is video time: a frame's ``t_monotonic`` is its position in the file (seconds), so the
   tracker's ``lost_s`` and the incident rules' ``persist_s`` / ``clear_s`` count video seconds, not
   the seconds the analysis took; ``t_utc`` is the recording's start plus that position.
@@ -21,7 +26,6 @@ Why it is shaped like this (measured on the 2-core reference machine, 1080p MPEG
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections import Counter
@@ -32,14 +36,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import cv2
-
-from inspector.capture.motion_gate import GateDecision, MotionGate, MotionGateParams
+from inspector.capture.motion_gate import MotionGate, MotionGateParams
+from inspector.capture.video_decode import CvDecoder, DecodeError, VideoDecoder, open_video
 from inspector.config.loader import canonical_json
 from inspector.config.schema import StationConfig
 from inspector.core.frame import Frame
 from inspector.runtime.ensemble import Ensemble
 from inspector.station.evidence import EvidenceRecorder
+from inspector.core.decision import Verdict
+from inspector.station.archive_reader import End, Pace, Reader, Sample
 from inspector.station.judgement import Judgement
 from inspector.station.station import _model_path, new_run_id
 from inspector.station.store_sink import StoreSink
@@ -51,7 +56,9 @@ from inspector.util.progress import NO_PROGRESS, Progress
 log = logging.getLogger(__name__)
 
 DEFAULT_SAMPLE_HZ = 5.0
-_QUEUE_BATCHES = 2       # samples waiting for the judge, in batches (bounds memory: 1080p = 6 MB a frame)
+DEFAULT_DENSE_HZ = 12.5  # while a violation is pending or an incident open (every 2nd frame at 25 fps)
+_LOOKAHEAD = 2           # samples a judge batch takes at most: the reader stays a sample or two ahead
+_IDLE_AFTER_S = 1.0      # nothing detected for this long (and two looks): the scene counts as empty
 _STORE_QUEUE_MAX = 64    # as the station: one batch gathers while the previous one commits
 _STRETCH_MAX_S = 60.0    # longest stretch recorded as one row
 
@@ -66,7 +73,8 @@ class AnalyzeOptions:
 
     motion_gate: bool = True
     stride: int | None = None            # frames between samples; None: about DEFAULT_SAMPLE_HZ per second
-    batch: int = 8                       # frames per judge call
+    dense_stride: int | None = None      # ... while a violation is pending; None: about DEFAULT_DENSE_HZ
+    batch: int = 8                       # frames per judge call, at most (and at most _LOOKAHEAD: see _consume)
     gate: MotionGateParams = field(default_factory=MotionGateParams)
     camera: str | None = None            # the config's camera whose zones apply; None: its first camera
     start_utc: datetime | None = None    # recording start; None: file modification time minus duration
@@ -77,77 +85,18 @@ class AnalyzeOptions:
             return max(1, int(self.stride))
         return max(1, round(fps / DEFAULT_SAMPLE_HZ))
 
-
-@dataclass(slots=True)
-class _Sample:
-    """What the reader hands the judge thread: a sampled frame and the gate's word on it."""
-
-    index: int
-    t_s: float
-    decision: GateDecision | None     # None: the frame could not be decoded
-    image: Any = None                 # BGR, only when it is to be inferred
-
-
-@dataclass(slots=True)
-class _End:
-    frames: int                # frames grabbed
-    expected: int              # the container's frame count (0 when it does not say)
-    error: str | None = None
-
-
-class _Reader(threading.Thread):
-    """Grabs every frame, retrieves every ``stride``-th, asks the gate; a bounded queue to the judge."""
-
-    def __init__(self, cap: Any, fps: float, stride: int, gate: MotionGate | None, expected: int,
-                 maxsize: int) -> None:
-        super().__init__(name="archive-reader", daemon=True)
-        self.cap, self.fps, self.stride, self.gate, self.expected = cap, fps, stride, gate, expected
-        self.out: queue.Queue = queue.Queue(maxsize=maxsize)
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        i, error = 0, None
-        try:
-            while not self.stop.is_set():
-                if not self.cap.grab():
-                    break
-                if i % self.stride == 0:
-                    self._put(self._sample(i))
-                i += 1
-        except Exception as e:  # noqa: BLE001 - the judge thread reports it with the frames it got
-            error = f"{type(e).__name__}: {e}"
-        finally:
-            self._put(_End(i, self.expected, error), force=True)
-
-    def _sample(self, i: int) -> _Sample:
-        t = i / self.fps
-        ok, image = self.cap.retrieve()
-        if not ok or image is None:
-            return _Sample(i, t, None)
-        d = self.gate.decide(image, t) if self.gate is not None else GateDecision(True, "all", 1.0)
-        return _Sample(i, t, d, image if d.infer else None)
-
-    def _put(self, item: Any, force: bool = False) -> None:
-        while True:  # wake up now and then: a stopped consumer must not leave this thread blocked
-            try:
-                self.out.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                if self.stop.is_set() and not force:
-                    return
-                if self.stop.is_set():
-                    try:
-                        self.out.get_nowait()  # make room for the end marker
-                    except queue.Empty:
-                        pass
+    def dense_stride_for(self, fps: float) -> int:
+        """Never sparser than the base stride."""
+        dense = self.dense_stride if self.dense_stride is not None else round(fps / DEFAULT_DENSE_HZ)
+        return max(1, min(int(dense), self.stride_for(fps)))
 
 
 class _Stretches:
     """Consecutive frames with the same action and reason, merged into ``Segment``s."""
 
-    def __init__(self, run_id: str, video: str, sha: str, camera: str, fps: float, stride: int) -> None:
+    def __init__(self, run_id: str, video: str, sha: str, camera: str, fps: float) -> None:
         self.base = Segment(run_id, video, sha, camera, 0, 0, 0.0, 0.0, "skipped", "")
-        self.fps, self.stride = fps, stride
+        self.fps = fps
         # A long stretch is cut at a minute of video: what was looked at reaches the store as the
         # analysis goes, not only at the end of an hour-long file.
         self.max_frames = max(1, round(_STRETCH_MAX_S * fps))
@@ -155,13 +104,13 @@ class _Stretches:
         self.closed: list[Segment] = []
         self.frames: Counter = Counter()   # ("inferred" | "skipped", reason) -> frames
 
-    def add(self, first: int, last: int, inferred: bool, reason: str) -> None:
+    def add(self, first: int, last: int, inferred: bool, reason: str, stride: int = 1) -> None:
         """Frames first..last: ``first`` was sampled (inferred or not), the rest were not sampled."""
         if last < first:
             return
         action = "inferred" if inferred else "skipped"
-        if inferred and self.stride > 1:
-            reason = f"{reason};stride={self.stride}"  # what was looked at: one frame in `stride`
+        if inferred and stride > 1:
+            reason = f"{reason};stride={stride}"  # what was looked at: one frame in `stride`
         self.frames[(action, reason)] += 1 if inferred else last - first + 1
         if inferred and last > first:
             self.frames[("skipped", "stride")] += last - first
@@ -242,7 +191,7 @@ class ArchiveAnalysis:
 
     def __init__(self, cfg: StationConfig, cfg_hash: str, *, ensemble: Ensemble, data_dir: str | Path,
                  options: AnalyzeOptions | None = None, judge_factory: Callable[[str], Any] | None = None,
-                 base_dir: Path | None = None, open_capture: Callable[[str], Any] = cv2.VideoCapture) -> None:
+                 base_dir: Path | None = None, open_capture: Callable[[str], Any] | None = None) -> None:
         self.cfg, self.cfg_hash, self.ensemble = cfg, cfg_hash, ensemble
         self.options = options or AnalyzeOptions()
         if self.options.batch < 1:
@@ -273,36 +222,38 @@ class ArchiveAnalysis:
         if not Path(path).is_file():
             raise ArchiveError(f"{path}: no such file")
         sha = video_identity(path)
-        cap = self.open_capture(path)
-        if not cap.isOpened():
+        try:
+            decoder: VideoDecoder = open_video(path) if self.open_capture is None else CvDecoder(self.open_capture(path))
+        except DecodeError as e:
+            raise ArchiveError(str(e)) from None
+        if isinstance(decoder, CvDecoder) and not decoder.cap.isOpened():
+            decoder.close()
             raise ArchiveError(f"{path}: OpenCV cannot open this video")
         try:
-            return self._analyze(cap, path, sha, progress)
+            return self._analyze(decoder, path, sha, progress)
         finally:
-            cap.release()
+            decoder.close()
 
     # --- one file ------------------------------------------------------------------------------
-    def _analyze(self, cap: Any, path: str, sha: str, progress: Progress) -> dict[str, Any]:
+    def _analyze(self, decoder: VideoDecoder, path: str, sha: str, progress: Progress) -> dict[str, Any]:
         opt = self.options
-        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        fps, expected = decoder.info.fps, decoder.info.frames
         if not fps > 0:
             raise ArchiveError(f"{path}: the container gives no frame rate")
-        expected = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
-        stride = opt.stride_for(fps)
+        stride, dense = opt.stride_for(fps), opt.dense_stride_for(fps)
         start_utc = opt.start_utc or datetime.fromtimestamp(Path(path).stat().st_mtime - expected / fps,
                                                             tz=timezone.utc)
         run_id = new_run_id()
         store, writer = self._open_store(run_id)
         judge = self.make_judge(run_id)
-        stretches = _Stretches(run_id, path, sha, self.camera, fps, stride)
+        stretches = _Stretches(run_id, path, sha, self.camera, fps)
         tally = _Tally()
-        reader = _Reader(cap, fps, stride, MotionGate(replace(opt.gate)) if opt.motion_gate else None, expected,
-                         maxsize=max(4, _QUEUE_BATCHES * opt.batch))
+        reader = Reader(decoder, stride, dense, MotionGate(replace(opt.gate)) if opt.motion_gate else None, Pace())
         make_frame = self._frame_maker(run_id, path, fps, start_utc)
         errors: list[str] = []
         seg_futures: list[Future] = []
         t0 = time.perf_counter()
-        end: _End | None = None
+        end: End | None = None
         reader.start()
         try:
             with progress.stage(f"analyze {Path(path).name}", total=expected or None, unit="frame") as st:
@@ -323,13 +274,19 @@ class ArchiveAnalysis:
             reader.join()  # before the capture is released under its feet
             store.close()
         seconds = time.perf_counter() - t0
-        return self._summary(path, sha, run_id, fps, stride, end, stretches, tally, store, seconds, errors)
+        return self._summary(path, sha, run_id, fps, stride, dense, decoder.info.decoder, end, stretches, tally, store,
+                             seconds, errors)
 
-    def _consume(self, reader: _Reader, judge: Any, store: StoreSink, writer: StoreWriter, stretches: _Stretches,
-                 tally: _Tally, make_frame: Callable[[_Sample], Frame], st: Any, t0: float, fps: float,
-                 opt: AnalyzeOptions, seg_futures: list[Future]) -> _End:
+    def _consume(self, reader: Reader, judge: Any, store: StoreSink, writer: StoreWriter, stretches: _Stretches,
+                 tally: _Tally, make_frame: Callable[[Sample], Frame], st: Any, t0: float, fps: float,
+                 opt: AnalyzeOptions, seg_futures: list[Future]) -> End:
         batch: list[Frame] = []
-        prev: _Sample | None = None
+        prev: Sample | None = None
+        pacer = _Pacer(reader.pace)
+        # The pace follows the judge: a batch of at most _LOOKAHEAD samples (fewer when no more are
+        # ready) keeps the reader, one queued sample ahead, within a sample or two of what the judge saw.
+        # (The shipped models have a static batch of 1: larger batches would buy nothing.)
+        max_batch = min(opt.batch, _LOOKAHEAD)
 
         def flush() -> None:
             if batch:
@@ -337,33 +294,35 @@ class ArchiveAnalysis:
                 for r in j.results:
                     store.accept_result(r)
                 tally.add(j)
+                pacer.update(j)
+                reader.pace.judged(len(batch))
                 batch.clear()
             # After the judge: every closed stretch's inferred frames are judged and submitted.
             self._record_segments(writer, stretches.take(), seg_futures)
 
         while True:
             item = reader.out.get()
-            if isinstance(item, _End):
+            if isinstance(item, End):
                 break
             if prev is not None:
-                stretches.add(prev.index, item.index - 1, _inferred(prev), _reason(prev))
+                stretches.add(prev.index, item.index - 1, prev.inferred, prev.reason, prev.stride)
             prev = item
             if item.image is not None:
                 batch.append(make_frame(item))
                 item.image = None  # the frame holds it now; the stretch keeps only the decision
-                if len(batch) >= opt.batch:
+                if len(batch) >= max_batch or reader.out.empty():
                     flush()
             elapsed = time.perf_counter() - t0
             st.update(done=item.index + 1, speed_x=round(item.t_s / elapsed, 2) if elapsed > 0 else None,
                       inferred=tally.inferred + len(batch))
             if self.stop_requested.is_set():
                 reader.stop.set()
-                item = _End(item.index + 1, reader.expected, None)
+                item = End(item.index + 1, reader.expected, None, item.index + 1)
                 break
         flush()
         end = item
         if prev is not None:
-            stretches.add(prev.index, end.frames - 1, _inferred(prev), _reason(prev))
+            stretches.add(prev.index, end.frames - 1, prev.inferred, prev.reason, prev.stride)
         if end.expected > end.frames and not self.stop_requested.is_set():
             # The container promised more frames than could be decoded: say which were never seen.
             stretches.add(end.frames, end.expected - 1, False, "decode_error")
@@ -376,10 +335,10 @@ class ArchiveAnalysis:
             futures.append(writer.submit_job(lambda conn: insert_segments(conn, segs),
                                              f"analysed stretches of {segs[0].video} from frame {segs[0].first_frame}"))
 
-    def _frame_maker(self, run_id: str, path: str, fps: float, start_utc: datetime) -> Callable[[_Sample], Frame]:
+    def _frame_maker(self, run_id: str, path: str, fps: float, start_utc: datetime) -> Callable[[Sample], Frame]:
         station, camera = self.cfg.station.id, self.camera
 
-        def make(s: _Sample) -> Frame:
+        def make(s: Sample) -> Frame:
             ctx = {"camera": camera, "frame_index": s.index, "t_video_s": s.t_s, "video": path}
             return Frame(f"{run_id}/{camera}:{s.index}", station, camera, s.t_s,
                          start_utc + timedelta(seconds=s.t_s), s.image, ctx)
@@ -410,10 +369,10 @@ class ArchiveAnalysis:
             raise ArchiveError(f"cannot record the run in {self.db_path}: {e}") from e
         return sink, writer
 
-    def _summary(self, path: str, sha: str, run_id: str, fps: float, stride: int, end: _End | None,
-                 stretches: _Stretches, tally: _Tally, store: StoreSink, seconds: float,
+    def _summary(self, path: str, sha: str, run_id: str, fps: float, stride: int, dense: int, decoder: str,
+                 end: End | None, stretches: _Stretches, tally: _Tally, store: StoreSink, seconds: float,
                  errors: list[str]) -> dict[str, Any]:
-        decoded = end.frames if end is not None else 0
+        decoded = end.decoded if end is not None else 0
         frames = sum(stretches.frames.values())  # decoded, plus those the container promised but never gave
         duration = frames / fps
         inferred: Counter = Counter()
@@ -427,6 +386,8 @@ class ArchiveAnalysis:
             "camera": self.camera,
             "fps": round(fps, 3),
             "stride": stride,
+            "dense_stride": dense,
+            "decoder": decoder,
             "motion_gate": self.options.motion_gate,
             "frames": frames,
             "decoded_frames": decoded,
@@ -449,13 +410,30 @@ class ArchiveAnalysis:
         }
 
 
-def _inferred(s: _Sample) -> bool:
-    return s.decision is not None and s.decision.infer
+class _Pacer:
+    """Reads the judge's results into the reader's ``Pace`` (the judge's public values only:
+    a frame's verdict is REVIEW while a violation is pending and FAIL while an incident is open, and
+    its ``SiteFrame`` lists the workers with their violations)."""
+
+    def __init__(self, pace: Pace) -> None:
+        self.pace = pace
+        self.empty_since: float | None = None
+        self.empty_looks = 0
+
+    def update(self, j: Judgement) -> None:
+        if not j.results:
+            return
+        r = j.results[-1]
+        workers = r.site.workers if r.site is not None else ()
+        self.pace.dense = r.decision.verdict in (Verdict.FAIL, Verdict.REVIEW) or any(w.violations for w in workers)
+        t = r.frame.t_monotonic
+        if workers or r.decision.verdict is not Verdict.PASS or (r.fused is not None and len(r.fused) > 0):
+            self.empty_since, self.empty_looks = None, 0
+        else:
+            self.empty_since = t if self.empty_since is None else self.empty_since
+            self.empty_looks += len(j.results)
+        self.pace.idle = self.empty_since is not None and self.empty_looks >= 2 and t - self.empty_since >= _IDLE_AFTER_S
 
 
-def _reason(s: _Sample) -> str:
-    return "decode_error" if s.decision is None else s.decision.reason
-
-
-__all__ = ["AnalyzeOptions", "ArchiveAnalysis", "ArchiveError", "DEFAULT_SAMPLE_HZ", "config_cameras",
+__all__ = ["AnalyzeOptions", "ArchiveAnalysis", "ArchiveError", "DEFAULT_DENSE_HZ", "DEFAULT_SAMPLE_HZ", "config_cameras",
            "default_judge_factory", "pick_camera"]

@@ -98,3 +98,32 @@ def test_slow_mover_accumulates_against_the_last_inferred_frame():
 def test_bad_params_are_refused(kwargs):
     with pytest.raises(ValueError):
         MotionGateParams(**kwargs)
+
+
+def test_an_empty_scene_waits_up_to_idle_max_skip_but_motion_still_wakes_it():
+    rng = np.random.default_rng(5)
+    base = _scene()
+    gate = MotionGate(MotionGateParams(max_skip_s=1.0, idle_max_skip_s=4.0, hold_s=0.0))
+    fps = 5.0
+    decisions = [gate.decide(_noisy(base, rng), i / fps, idle=True) for i in range(30)]
+    inferred_t = [i / fps for i, d in enumerate(decisions) if d.infer]
+    assert inferred_t == [0.0, 4.0]  # the first frame, then one look after 4 s of an empty, still scene
+    assert gate.decide(_noisy(_with_worker(base, 400), rng), 30 / fps, idle=True).reason == MOTION
+    never_less = MotionGate(MotionGateParams(max_skip_s=2.0, idle_max_skip_s=1.0, hold_s=0.0))
+    assert [never_less.decide(base, i / fps, idle=True).infer for i in range(11)] == [True] + [False] * 9 + [True]
+
+
+def test_a_decoder_shrunk_grey_image_gates_like_the_full_frame():
+    import cv2
+
+    rng = np.random.default_rng(6)
+    base = _scene()
+    p = MotionGateParams(hold_s=0.0)
+    assert p.size_for(W, H) == (256, 144) and p.size_for(120, 100) == (120, 100)
+    seq = [base] * 3 + [_with_worker(base, 100 + 40 * k) for k in range(4)] + [base] * 3
+    full, grey = MotionGate(p), MotionGate(p)
+    for i, img in enumerate(seq):
+        img = _noisy(img, rng)
+        small = cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), p.size_for(W, H), interpolation=cv2.INTER_AREA)
+        a, b = full.decide(img, i * 0.2), grey.decide_grey(small, i * 0.2)
+        assert (a.infer, a.reason) == (b.infer, b.reason), i

@@ -22,7 +22,7 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("analyze")
     registry = root / "models"
     # 3 x 224^2 values reshape into 4 + 3 rows: a loadable model that finds nothing.
-    register_production(registry, "site-tiny", tiny_onnx(root / "m.onnx", CLASSES, imgsz=224, bias=-100.0),
+    register_production(registry, "site-tiny", tiny_onnx(root / "m.onnx", CLASSES, imgsz=224, bias=-100.0, sigmoid=True),
                         CLASSES, 224)
     source = {"type": "synthetic_site", "camera": "gate", "seed": 5, "width": 320, "height": 180, "fps": 10,
               "duration_s": 3, "workers": 2,

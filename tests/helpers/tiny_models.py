@@ -5,8 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def tiny_onnx(path: Path, class_names=("scratch", "particle"), imgsz: int = 32, bias: float = 0.0) -> Path:
-    """A valid ONNX model with a YOLO-shaped output (1, 4+nc, anchors) and ultralytics-style metadata."""
+def tiny_onnx(path: Path, class_names=("scratch", "particle"), imgsz: int = 32, bias: float = 0.0,
+              sigmoid: bool = False) -> Path:
+    """A valid ONNX model with a YOLO-shaped output (1, 4+nc, anchors) and ultralytics-style metadata.
+
+    ``sigmoid`` squashes every output into (0, 1), as a real YOLO head does for its class scores: with a
+    large negative ``bias`` that is a model that never detects anything (the runtime refuses raw scores
+    outside [0, 1])."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -17,8 +22,10 @@ def tiny_onnx(path: Path, class_names=("scratch", "particle"), imgsz: int = 32, 
     y = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, c, None])
     inits = [helper.make_tensor("bias", TensorProto.FLOAT, [1], [bias]),
              helper.make_tensor("shape", TensorProto.INT64, [3], [1, c, -1])]
-    nodes = [helper.make_node("Add", ["images", "bias"], ["shifted"]),
-             helper.make_node("Reshape", ["shifted", "shape"], ["output0"])]
+    nodes = [helper.make_node("Add", ["images", "bias"], ["shifted"])]
+    if sigmoid:
+        nodes.append(helper.make_node("Sigmoid", ["shifted"], ["squashed"]))
+    nodes.append(helper.make_node("Reshape", ["squashed" if sigmoid else "shifted", "shape"], ["output0"]))
     model = helper.make_model(helper.make_graph(nodes, "tiny", [x], [y], initializer=inits),
                               opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8

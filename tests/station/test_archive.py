@@ -129,7 +129,7 @@ def _stored(db: Path, run_id: str):
 
 def test_every_frame_is_accounted_for_and_recorded_like_a_run(tmp_path, site_video):
     judges: list[StandInJudge] = []
-    a = _analysis(tmp_path, judges, stride=2, batch=4, motion_gate=False)
+    a = _analysis(tmp_path, judges, stride=2, dense_stride=2, batch=4, motion_gate=False)  # a fixed stride
     s = a.analyze(site_video)
     assert s["frames"] == 60 and s["decoded_frames"] == 60 and s["fps"] == 10
     assert s["inferred"] == 30 and s["skipped_by_reason"] == {"stride": 30}
@@ -296,3 +296,78 @@ def test_long_stretches_are_cut_so_they_reach_the_store_as_the_analysis_goes(tmp
     s = a.analyze(site_video)
     _, _, segs = _stored(a.db_path, s["run_id"])
     assert [(x.first_frame, x.last_frame) for x in segs] == [(0, 19), (20, 39), (40, 59)]
+
+
+class _ScriptedWorker:
+    """A worker in the pit (a danger zone) on frames first..last only; nothing otherwise."""
+
+    class_names = SITE_CLASSES
+
+    def __init__(self, first: int, last: int) -> None:
+        self.first, self.last, self.indices = first, last, []
+
+    def detect(self, images):
+        out = []
+        for i in self.indices:
+            if self.first <= i <= self.last:
+                out.append(Detections(np.array([[200, 120, 240, 220]], np.float32), np.array([0.9], np.float32),
+                                      np.array([SITE_CLASSES.index("worker")])))
+            else:
+                out.append(Detections.empty())
+        return out
+
+
+def _site_run(tmp_path, video, detector, **opts):
+    from inspector.station.site_inspection import SiteInspection
+
+    data = site_cfg().model_dump(mode="json")
+    data["site"]["incidents"] = [{"id": "danger", "kind": "in_danger_zone", "persist_s": 0.6, "clear_s": 0.5}]
+    cfg = StationConfig.model_validate(data)
+    ensemble = Ensemble([Member("scripted", "1", "cc" * 32, detector)])
+
+    class Told(SiteInspection):
+        def judge(self, frames):
+            detector.indices = [f.context["frame_index"] for f in frames]
+            return super().judge(frames)
+
+    a = ArchiveAnalysis(cfg, config_hash(cfg), ensemble=ensemble, data_dir=tmp_path / "data",
+                        options=AnalyzeOptions(**opts),
+                        judge_factory=lambda run_id: Told(cfg, ensemble, config_hash(cfg), run_id=run_id))
+    return a, a.analyze(video)
+
+
+def test_a_short_violation_between_base_samples_is_found_by_sampling_densely_while_pending(tmp_path, site_video):
+    # In the danger zone on frames 22..33 (1.2 s at 10 fps); the incident needs 0.6 s of it. Every 5th
+    # frame alone confirms the track at frame 30 and sees it no more: no incident. Sampling every frame once
+    # the worker is seen (at 25) takes 26..29 from the frames decoded meanwhile and sees 26..33 (0.7 s):
+    # the incident a full-rate analysis finds.
+    _, sparse = _site_run(tmp_path / "sparse", site_video, _ScriptedWorker(22, 33), stride=5, dense_stride=5,
+                          motion_gate=False)
+    assert sparse["incidents"] == {} and sparse["inferred"] == 12
+    a, dense = _site_run(tmp_path / "dense", site_video, _ScriptedWorker(22, 33), stride=5, dense_stride=1,
+                         motion_gate=False)
+    assert dense["incidents"] == {"in_danger_zone": 1}, dense
+    assert dense["dense_stride"] == 1 and dense["inferred"] < 30  # dense only around the violation
+    _, full = _site_run(tmp_path / "full", site_video, _ScriptedWorker(22, 33), stride=1, motion_gate=False)
+    assert full["incidents"] == {"in_danger_zone": 1}
+    _, _, segs = _stored(a.db_path, dense["run_id"])
+    assert seg_store.check_contiguous(segs) == [] and segs[-1].last_frame == 59
+    assert {x.reason for x in segs if x.action == "inferred"} == {"all;stride=5", "all"}
+
+
+def test_a_still_empty_scene_is_not_even_decoded_between_keyframes(tmp_path, still_video):
+    pytest.importorskip("av")
+    a, s = _site_run(tmp_path, still_video, _ScriptedWorker(-1, -1), stride=1)
+    assert s["decoder"] == "pyav" and s["frames"] == 80
+    assert s["skipped_by_reason"].get("idle", 0) >= 30, s  # the file has a keyframe every 12 frames
+    assert s["decoded_frames"] == s["frames"] - s["skipped_by_reason"]["idle"]
+    _, _, segs = _stored(a.db_path, s["run_id"])
+    assert seg_store.check_contiguous(segs) == [] and segs[-1].last_frame == 79
+    assert seg_store.coverage(segs)["skipped"]["idle"] == s["skipped_by_reason"]["idle"]
+    # With OpenCV (no keyframe skipping) every frame is decoded, and nothing is claimed idle.
+    cfg = site_cfg()
+    b = ArchiveAnalysis(cfg, config_hash(cfg), ensemble=fake_ensemble(), data_dir=tmp_path / "cv",
+                        options=AnalyzeOptions(stride=1), judge_factory=lambda run_id: StandInJudge(),
+                        open_capture=cv2.VideoCapture)
+    s2 = b.analyze(still_video)
+    assert s2["decoder"] == "opencv" and s2["decoded_frames"] == 80 and "idle" not in s2["skipped_by_reason"]
