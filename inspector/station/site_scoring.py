@@ -1,8 +1,14 @@
 """Scoring a run's tracks against the ground truth of its synthetic cameras (MOTA, IDF1, ...).
 
 Only frames the station judged are scored: a frame dropped in monitoring flow was never seen by
-the tracker, so it is neither a miss nor a hit. Truth workers are taken at their visible extent
-(what a detector can see), the boxes a perfect detector would return.
+the tracker, so it is neither a miss nor a hit. Counting drops as misses would score the CPU
+(how many frames the model could judge) rather than the tracker, and filling them in from the
+tracks would score frames nobody looked at; so MOTA / IDF1 say how well the judged frames were
+tracked, and the summary gives the drops beside them (``frames`` judged and scored, ``dropped``):
+a reader weighs both. The drops still make tracking harder (longer gaps between judged frames),
+and that is in the score. Truth workers are taken at their visible extent (what a detector can
+see), the boxes a perfect detector would return; every worker with any visible part counts,
+however little shows (a worker 5 % visible behind a container that the model misses is a miss).
 """
 
 from __future__ import annotations

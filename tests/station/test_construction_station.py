@@ -20,6 +20,9 @@ from inspector.store.db import open_db
 from inspector.store.incidents import incidents
 
 
+FPS = 5  # the shipped demo's cameras: a site camera's analytics stream rate
+
+
 def demo_config(duration_s=3.0, realtime=True, cameras=2):
     """The shipped construction demo, shortened to ``duration_s`` of video per camera."""
     cfg = load_config(demo_config_path("construction"))
@@ -41,6 +44,7 @@ def test_the_demo_config_is_a_monitoring_site_station_with_both_zone_kinds_and_a
     assert {z.kind for s in cfg.sources for z in s.zones} == {"restricted", "ppe_required"}
     assert {r.kind for r in cfg.site.incidents} == {"no_hard_hat", "no_vest", "in_danger_zone"}
     assert len({s.camera for s in cfg.sources}) == len(cfg.sources) >= 2
+    assert {s.fps for s in cfg.sources} == {FPS}
 
 
 def test_the_construction_demo_runs_headless_and_its_summary_has_the_site_numbers(tmp_path):
@@ -52,8 +56,8 @@ def test_the_construction_demo_runs_headless_and_its_summary_has_the_site_number
     site = s["site"]
     assert set(site["cameras"]) == {"gate", "yard"}
     for cam in site["cameras"].values():
-        # Every frame of the 3 s at 10 fps was either judged or dropped (latest wins), none lost.
-        assert cam["frames"] + cam["dropped"] == 30 and cam["frames"] > 0
+        # Every frame of the 3 s (5 fps: 15) was either judged or dropped (latest wins), none lost.
+        assert cam["frames"] + cam["dropped"] == round(3.0 * FPS) and cam["frames"] > 0
         assert cam["tracks"] >= 1
         assert set(cam["incidents"]) >= {"no_hard_hat", "no_vest", "in_danger_zone"}
         t = cam["tracking"]
@@ -77,10 +81,10 @@ def test_the_construction_demo_runs_headless_and_its_summary_has_the_site_number
 
 def test_a_slow_model_drops_the_oldest_frames_and_every_drop_is_counted(tmp_path):
     cfg = demo_config(duration_s=2.0, cameras=1)
-    s, _ = run(cfg, tmp_path, delay=0.25)  # 4 frames/s of capacity for 10 frames/s of video
+    s, _ = run(cfg, tmp_path, delay=0.4)  # 2.5 frames/s of capacity for 5 frames/s of video
     gate = s["site"]["cameras"]["gate"]
-    assert gate["dropped"] > 0 and gate["frames"] + gate["dropped"] == 20
-    assert s["drops"] == {"gate": gate["dropped"]} and s["frames"] == 20
+    assert gate["dropped"] > 0 and gate["frames"] + gate["dropped"] == round(2.0 * FPS)
+    assert s["drops"] == {"gate": gate["dropped"]} and s["frames"] == round(2.0 * FPS)
     assert s["complete"] is True
 
 
@@ -101,7 +105,7 @@ def test_a_video_file_played_at_its_own_rate_runs_live_and_counts_its_drops(tmp_
     from inspector.capture.synthetic_site import render_video
 
     site_src = demo_config(duration_s=3.0, cameras=1).sources[0]
-    video = render_video(tmp_path / "gate.mp4", site_src)  # 30 frames at 10 fps
+    video = render_video(tmp_path / "gate.mp4", site_src)  # 15 frames at 5 fps
     cfg = load_config_text(f"""
 version: 1
 station: {{id: site-live, name: Site live, domain: construction}}
@@ -116,15 +120,15 @@ site:
 flow: {{mode: monitoring, queue_size: 1, batch_size: 1}}
 storage: {{image_format: jpeg, store_images: none}}
 """)
-    ens = Ensemble([Member("m", "1", "ab" * 32, OneWorker(delay=0.2))])
+    ens = Ensemble([Member("m", "1", "ab" * 32, OneWorker(delay=0.4))])
     station = Station.from_config(cfg, config_hash(cfg), data_dir=tmp_path / "data", ensemble=ens)
     t0 = time.monotonic()
     s = station.run()
     elapsed = time.monotonic() - t0
-    assert elapsed >= 2.5  # played at 10 fps, not decoded at full speed
+    assert elapsed >= 2.5  # played at 5 fps, not decoded at full speed
     gate = s["site"]["cameras"]["gate"]
     assert gate["frames"] == s["decisions"] > 0
-    assert gate["dropped"] > 0 and gate["frames"] + gate["dropped"] == 30  # every frame judged or counted
+    assert gate["dropped"] > 0 and gate["frames"] + gate["dropped"] == video["frames"] == round(3.0 * FPS)
     assert gate["tracks"] == 1 and gate["incidents"]["no_hard_hat"] == 1 and gate["tracking"] is None
     assert s["site"]["incidents_closed"]["no_hard_hat"] == 1  # closed by the run's end (finish)
     assert s["complete"] is True and np.isfinite(s["seconds"])

@@ -19,10 +19,26 @@ class SiteClasses(ConfigModel):
 
 
 class TrackerConfig(ConfigModel):
-    type: Literal["bytetrack"] = Field("bytetrack", description="Multi-object tracker (supervision's ByteTrack).")
+    """ByteTrack's settings in seconds and plain geometry. The tracker runs on each frame's video time,
+    so they hold whatever share of a camera's frames the station judges (monitoring flow drops
+    frames, an archive is analysed with a stride): ``lost_s`` is a time budget, not a frame count."""
+
+    type: Literal["bytetrack"] = Field("bytetrack", description="Multi-object tracker (ByteTrack of Roboflow's trackers).")
     min_score: Fraction = Field(0.25, description="Worker detections below this score are not tracked.")
     activation_score: Fraction = Field(0.5, description="Score a detection needs to start a new track.")
-    match_iou: Fraction = Field(0.8, description="Matching threshold (1 - IoU cost) of ByteTrack's association.")
+    match_iou: Fraction = Field(
+        0.9, description="Matching threshold (1 - IoU cost) of ByteTrack's association: 0.9 accepts a box that overlaps "
+        "a track's predicted box by IoU 0.1 (few frames a second: people move far between judged frames).",
+    )
+    match_buffer: float = Field(
+        0.3, ge=0, le=2, description="Buffered IoU (C-BIoU): both boxes grow by this share of their size before "
+        "matching, so a worker who turned or stopped between two judged frames still meets its track. 0 = plain IoU.",
+    )
+    motion_hz: float = Field(
+        15.0, gt=0, le=120, description="Time step of the tracker's constant-velocity motion model, per second "
+        "(ByteTrack's Kalman noise is tuned per step): fixed in time, not the camera's frame rate, so motion is "
+        "modelled alike at 5 or 30 frames/s and across dropped frames.",
+    )
     lost_s: float = Field(1.5, gt=0, description="Seconds a track survives without a detection (occlusions).")
     min_frames: int = Field(2, ge=1, description="Consecutive frames before a track counts as confirmed.")
 
