@@ -1,9 +1,10 @@
 """`inspector report`: incident reports for safety managers (PDF, CSV, JSON), written and audited.
 
-With ``--user NAME`` the report is generated as that station user, through the role-checked action
-(the account must exist, be active and hold the ``reports`` permission: safety manager). Without
-it, the command acts like the other store commands: whoever holds the database file, audited as
-``cli:<os user>``.
+With ``--user NAME`` the report is generated as that station user after a real log-in (password
+from ``INSPECTOR_PASSWORD`` or a hidden prompt; the account must be active and hold the
+``reports`` permission: safety manager). Without it, the command acts like the other store
+commands: whoever holds the database file, through a recorded system session ``cli:<os user>``
+for reports only. Both go through the same role-checked actions.
 """
 
 from __future__ import annotations
@@ -15,20 +16,10 @@ from typing import Any
 
 import click
 
-from inspector.cli.store_access import db_options, open_store, resolve_db_path
+from inspector.cli.store_access import acting, db_options, open_store, resolve_db_path
 from inspector.util.clickopts import json_option, progress_option
 
 STATES = ("open", "acknowledged", "closed", "false_alarm")
-
-
-def _actor() -> str:
-    import getpass
-
-    try:
-        who = getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name (containers): still say it came from the CLI
-        who = "unknown"
-    return f"cli:{who}"
 
 
 def _instant(text: str, *, end: bool) -> datetime:
@@ -44,21 +35,19 @@ def _instant(text: str, *, end: bool) -> datetime:
 
 
 def _write(conn: Any, user: str | None, fmt: str, out: str, data_dir: Path, progress: Any, **what: Any) -> dict[str, Any]:
-    from inspector.reports import produce
     from inspector.station import actions
     from inspector.station.actions import reports as report_actions
 
-    if user is None:
-        return produce(conn, _actor(), fmt, out, data_dir=data_dir, progress=progress, **what).as_dict()
-    row = conn.execute("SELECT name, role FROM users WHERE name = ?", (user,)).fetchone()
-    session = actions.Session(row[0], row[1]) if row else actions.Session(user, "safety_manager")
+    incident_id = what.get("incident_id")
+    reason = f"inspector report {'incident ' + str(incident_id) if incident_id is not None else 'incidents'}"
     try:
-        if what.get("incident_id") is not None:
-            return report_actions.generate_incident_report(conn, session, what["incident_id"], out=out, fmt=fmt,
-                                                           data_dir=data_dir, progress=progress)
-        p = what["period"]
-        return report_actions.generate_report(conn, session, out=out, fmt=fmt, data_dir=data_dir, since=p.start,
-                                              until=p.end, filters=what["flt"], progress=progress)
+        with acting(conn, user, reason, ("reports",)) as session:
+            if incident_id is not None:
+                return report_actions.generate_incident_report(conn, session, incident_id, out=out, fmt=fmt,
+                                                               data_dir=data_dir, progress=progress)
+            p = what["period"]
+            return report_actions.generate_report(conn, session, out=out, fmt=fmt, data_dir=data_dir, since=p.start,
+                                                  until=p.end, filters=what["flt"], progress=progress)
     except actions.PermissionDenied as e:
         raise click.ClickException(str(e)) from None
 
@@ -102,7 +91,8 @@ def report() -> None:
 @click.option("--format", "fmt", type=click.Choice(("pdf", "csv", "json")), default="pdf", show_default=True,
               help="PDF (summary, charts, a page per incident), CSV or JSON (a row per incident).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="File to write.")
-@click.option("--user", help="Generate as this station user (must hold the reports permission).")
+@click.option("--user", help="Generate as this station user (must hold the reports permission); the password "
+              "comes from $INSPECTOR_PASSWORD or a prompt.")
 @db_options
 @progress_option
 @json_option
@@ -129,7 +119,8 @@ def incidents_cmd(from_: str, to: str, station: str | None, camera: str | None, 
 @click.option("--format", "fmt", type=click.Choice(("pdf", "csv", "json")), default="pdf", show_default=True,
               help="PDF (summary, charts, a page per incident), CSV or JSON (a row per incident).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="File to write.")
-@click.option("--user", help="Generate as this station user (must hold the reports permission).")
+@click.option("--user", help="Generate as this station user (must hold the reports permission); the password "
+              "comes from $INSPECTOR_PASSWORD or a prompt.")
 @db_options
 @json_option
 def incident_cmd(incident_id: int, fmt: str, out: str, user: str | None, db_path: str | None,

@@ -1,8 +1,21 @@
-"""How the store commands (`db`, `mes`, `users`) find and open a station's database."""
+"""How the store commands (`db`, `mes`, `users`, `report`) find and open a station's database, and
+who they act as.
+
+Who: a command run by whoever owns the database file acts as the system actor ``cli:<os user>``
+through a recorded, audited system session for just the permission it needs (the file's owner
+could edit the database directly anyway; the session makes that authority explicit in the
+record). A command given ``--user NAME`` acts as that station user after a real log-in: the
+password comes from ``INSPECTOR_PASSWORD`` or a hidden prompt, never from an option (shell
+history, process lists).
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -47,3 +60,40 @@ def db_options(f):
     """``--db PATH`` and ``--config FILE``: the two ways to name a store."""
     f = click.option("--config", "config_path", type=click.Path(dir_okay=False), help=_CONFIG_HELP)(f)
     return click.option("--db", "db_path", type=click.Path(dir_okay=False), help=_DB_HELP)(f)
+
+
+PASSWORD_ENV = "INSPECTOR_PASSWORD"
+
+
+def cli_actor() -> str:
+    """``cli:<os user>``: the machine account that ran the command (user names cannot hold ':')."""
+    import getpass
+
+    try:
+        who = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name (some containers): still say it came from the CLI
+        who = "unknown"
+    return f"cli:{who or 'unknown'}"
+
+
+@contextmanager
+def acting(conn: Any, user: str | None, reason: str, permissions: tuple[str, ...]) -> Iterator[Any]:
+    """The session a command acts with: ``user``'s own log-in (password from $INSPECTOR_PASSWORD or
+    a prompt), else the ``cli:<os user>`` system session for ``permissions``; ended afterwards."""
+    from inspector.station import actions
+    from inspector.store import users
+
+    if user is None:
+        session = actions.system_session(conn, cli_actor(), reason, permissions)
+    else:
+        password = os.environ.get(PASSWORD_ENV)
+        if password is None:
+            password = click.prompt(f"Password for {user}", hide_input=True, err=True)
+        try:
+            session = actions.login(conn, user, password)
+        except users.LoginError as e:
+            raise click.ClickException(str(e)) from None
+    try:
+        yield session
+    finally:
+        actions.logout(conn, session)

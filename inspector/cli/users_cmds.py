@@ -2,31 +2,34 @@
 
 This is the only way to create the first user (there is no default user and no default
 password). Whoever can run it on the station machine owns the database file anyway, so it needs
-no log-in; every change is audited with the actor ``cli:<os user>``.
+no station log-in: each command acts through a recorded, audited system session of the actor
+``cli:<os user>`` for the ``users`` permission only, and every change is audited under that actor.
+It is also the way back in when the GUI log-in is locked after failed attempts (`unlock`): the
+owner is never locked out, whatever an attacker types into the log-in dialog.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
-from dataclasses import asdict
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
 
 import click
 
 from inspector.cli.common import log_to_data_dir
-from inspector.cli.store_access import db_options, open_store, resolve_db_path
+from inspector.cli.store_access import acting, db_options, open_store, resolve_db_path
 from inspector.util.clickopts import json_option
 
 _ROLES = ("operator", "engineer", "safety_manager", "admin")  # mirrors inspector.store.users.ROLES (tested)
 
 
-def _actor() -> str:
-    try:
-        who = getpass.getuser()
-    except Exception:  # no login name (some containers): still record that it came from the CLI
-        who = "unknown"
-    return f"cli:{who}"
+@contextmanager
+def _as_owner(conn, what: str) -> Iterator[str]:
+    """The ``cli:<os user>`` system session for ``users``; yields its actor name for the audit."""
+    with acting(conn, None, f"inspector users {what}", ("users",)) as session:
+        yield session.user
 
 
 def _open_or_create(db_path: str | None, config_path: str | None):
@@ -90,7 +93,8 @@ def add_cmd(name: str, role: str, password_stdin: bool, db_path: str | None, con
     conn = _open_or_create(db_path, config_path)
     try:
         first = store_users.count_users(conn) == 0
-        user = _run(store_users.add_user, conn, name, role, password, actor=_actor())
+        with _as_owner(conn, f"add {name}") as actor:
+            user = _run(store_users.add_user, conn, name, role, password, actor=actor)
     finally:
         conn.close()
     click.echo(f"added user {user['name']} with role {user['role']}" + (" (the first user)" if first else ""))
@@ -134,7 +138,8 @@ def passwd_cmd(name: str, password_stdin: bool, db_path: str | None, config_path
         if store_users.get_user(conn, name) is None:  # say so before asking for a password
             raise click.ClickException(f"user {name!r} does not exist")
         password = _read_password(name, password_stdin)
-        _run(store_users.set_password, conn, name, password, actor=_actor())
+        with _as_owner(conn, f"passwd {name}") as actor:
+            _run(store_users.set_password, conn, name, password, actor=actor)
     finally:
         conn.close()
     click.echo(f"password of {name} changed")
@@ -150,7 +155,8 @@ def set_role_cmd(name: str, role: str, db_path: str | None, config_path: str | N
 
     conn = open_store(db_path, config_path)
     try:
-        _run(store_users.set_role, conn, name, role, actor=_actor())
+        with _as_owner(conn, f"set-role {name} {role}") as actor:
+            _run(store_users.set_role, conn, name, role, actor=actor)
     finally:
         conn.close()
     click.echo(f"{name} now has role {role}")
@@ -165,7 +171,8 @@ def deactivate_cmd(name: str, db_path: str | None, config_path: str | None) -> N
 
     conn = open_store(db_path, config_path)
     try:
-        _run(store_users.deactivate, conn, name, actor=_actor())
+        with _as_owner(conn, f"deactivate {name}") as actor:
+            _run(store_users.deactivate, conn, name, actor=actor)
     finally:
         conn.close()
     click.echo(f"{name} deactivated")
@@ -180,10 +187,30 @@ def activate_cmd(name: str, db_path: str | None, config_path: str | None) -> Non
 
     conn = open_store(db_path, config_path)
     try:
-        _run(store_users.activate, conn, name, actor=_actor())
+        with _as_owner(conn, f"activate {name}") as actor:
+            _run(store_users.activate, conn, name, actor=actor)
     finally:
         conn.close()
     click.echo(f"{name} activated")
+
+
+@users.command("unlock")
+@click.argument("name", required=False)
+@click.option("--all", "all_", is_flag=True, help="Lift every log-in lock, the one over all names included.")
+@db_options
+def unlock_cmd(name: str | None, all_: bool, db_path: str | None, config_path: str | None) -> None:
+    """Lift the log-in lock of user NAME (after too many failed log-ins), or every lock with --all."""
+    from inspector.store import users as store_users
+
+    if (name is None) == (not all_):
+        raise click.UsageError("give a user NAME or --all")
+    conn = open_store(db_path, config_path)
+    try:
+        with _as_owner(conn, f"unlock {name or '--all'}") as actor:
+            lifted = _run(store_users.unlock, conn, name, actor=actor)
+    finally:
+        conn.close()
+    click.echo(f"log-in lock of {name or 'every name'} lifted" if lifted else f"{name or 'no name'} was not locked")
 
 
 @users.command("verify")

@@ -18,7 +18,7 @@ class AppContext:
     data_dir: Path
     registry_root: Path | None = None
     config_path: Path | None = None
-    session: Any = None  # actions.Session of the logged-in user (None: nobody yet)
+    session: Any = None  # actions.Session from actions.login (None: nobody yet); checked on every action
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -36,6 +36,19 @@ class AppContext:
     def connect(self) -> sqlite3.Connection:
         """A new connection (one per view / thread: sqlite connections are not shared across threads)."""
         return open_db(self.db_path)
+
+    def end_session(self) -> None:
+        """Log the current user out: their session's token stops working (not just forgotten here)."""
+        if self.session is None:
+            return
+        from inspector.station import actions
+
+        conn = self.connect()
+        try:
+            actions.logout(conn, self.session)
+        finally:
+            conn.close()
+        self.session = None
 
     @property
     def role(self) -> str | None:

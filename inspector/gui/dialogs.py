@@ -1,7 +1,8 @@
 """The log-in dialog: name and password checked by ``actions.login`` against the station's users.
 
-Log-ins and log-outs are not written to the audit chain: ``actions.login`` audits nothing (the
-chain records what people change, and each change names its user).
+A log-in is recorded as a row of the ``sessions`` table (its token's sha256, user, role, expiry),
+not in the audit chain; a refused one is audited (``user.login_failed``) and throttled, and the
+dialog shows the refusal as it comes (including "try again in N s" while the name is locked).
 """
 
 from __future__ import annotations

@@ -139,6 +139,7 @@ class MainWindow(QMainWindow):
         if self.ctx.session is None:
             return False
         who = self.ctx.user
+        self.ctx.end_session()  # the token stops working, not only the window's copy
         self.set_session(None)
         log.info("user %s logged out", who)
         if ask_login:

@@ -7,8 +7,10 @@ MES outbox rows of both commit with them). Every change appends an audit row in 
 transaction. Events are idempotent: one whose ``seq`` is not newer than the row's is ignored, so a
 replay never changes or duplicates a record.
 
-Human steps (:func:`acknowledge`, :func:`close`, :func:`mark_false_alarm`, :func:`reopen`) each
-run in a transaction of their own and keep who and when on the row as well as in the audit.
+Human steps (:func:`acknowledge`, :func:`close`, :func:`mark_false_alarm`, :func:`reopen`) take
+the acting session, check it at their entry (``sessions.check``: a live log-in that may act on
+incidents), each run in a transaction of their own and keep who and when on the row as well as in
+the audit.
 Manual incidents (``queries.add_incident``) share the table; their extra columns stay NULL.
 """
 
@@ -21,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from inspector.core.site.types import IncidentEvent
-from inspector.store import audit
+from inspector.store import audit, sessions
 from inspector.store.db import StoreError, transaction
 from inspector.util.canonical import canonical_json, iso_utc
 
@@ -126,14 +128,13 @@ def record_evidence(conn: sqlite3.Connection, key: str, *, clip_path: str | None
 # --------------------------------------------------------------------------------------------
 
 
-def _step(conn: sqlite3.Connection, incident_id: int, status: str, user: str, note: str,
+def _step(conn: sqlite3.Connection, incident_id: int, status: str, session: sessions.Session, note: str,
           t: datetime | None) -> None:
     if status not in _FROM:
         raise ValueError(f"incident status must be one of {', '.join(STATUSES)}, got {status!r}")
-    if not user:
-        raise ValueError("an incident step needs the user who made it")
     when = iso_utc(t)
     with transaction(conn):
+        user = sessions.check(conn, session, "incidents", f"set incident {incident_id} to {status!r}")
         row = conn.execute("SELECT status FROM incidents WHERE id = ?", (int(incident_id),)).fetchone()
         if row is None:
             raise StoreError(f"incident {incident_id} does not exist")
@@ -152,32 +153,35 @@ def _step(conn: sqlite3.Connection, incident_id: int, status: str, user: str, no
                      t=t)
 
 
-def acknowledge(conn: sqlite3.Connection, incident_id: int, *, user: str, t: datetime | None = None) -> None:
+def acknowledge(conn: sqlite3.Connection, incident_id: int, *, session: sessions.Session,
+                t: datetime | None = None) -> None:
     """Someone has seen it (open -> acknowledged)."""
-    _step(conn, incident_id, "acknowledged", user, "", t)
+    _step(conn, incident_id, "acknowledged", session, "", t)
 
 
-def close(conn: sqlite3.Connection, incident_id: int, *, user: str, note: str = "", t: datetime | None = None) -> None:
+def close(conn: sqlite3.Connection, incident_id: int, *, session: sessions.Session, note: str = "",
+          t: datetime | None = None) -> None:
     """Dealt with (open / acknowledged -> closed), with what was done."""
-    _step(conn, incident_id, "closed", user, note, t)
+    _step(conn, incident_id, "closed", session, note, t)
 
 
-def mark_false_alarm(conn: sqlite3.Connection, incident_id: int, *, user: str, note: str = "",
+def mark_false_alarm(conn: sqlite3.Connection, incident_id: int, *, session: sessions.Session, note: str = "",
                      t: datetime | None = None) -> None:
     """Not a real violation (open / acknowledged -> false_alarm); its evidence frames become
     training material (:func:`false_alarm_frames`)."""
-    _step(conn, incident_id, "false_alarm", user, note, t)
+    _step(conn, incident_id, "false_alarm", session, note, t)
 
 
-def reopen(conn: sqlite3.Connection, incident_id: int, *, user: str, t: datetime | None = None) -> None:
+def reopen(conn: sqlite3.Connection, incident_id: int, *, session: sessions.Session,
+           t: datetime | None = None) -> None:
     """Back to open (a closing or false alarm undone; the audit keeps both steps)."""
-    _step(conn, incident_id, "open", user, "", t)
+    _step(conn, incident_id, "open", session, "", t)
 
 
-def set_status(conn: sqlite3.Connection, incident_id: int, status: str, *, user: str, note: str = "",
-               t: datetime | None = None) -> None:
+def set_status(conn: sqlite3.Connection, incident_id: int, status: str, *, session: sessions.Session,
+               note: str = "", t: datetime | None = None) -> None:
     """The step that leads to ``status`` (open / acknowledged / closed / false_alarm)."""
-    _step(conn, incident_id, status, user, note, t)
+    _step(conn, incident_id, status, session, note, t)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """The read API (shared by the GUI, the CLI and training) and the human actions.
 
 Reads return plain dicts. Human actions (``add_review``, ``add_incident``,
-``set_incident_status``, ``record_event``) write their row and its audit row in one transaction.
+``set_incident_status``) take the acting :class:`~inspector.store.sessions.Session`, check it
+(``sessions.check``: a live log-in whose role holds the permission) and write their row and its
+audit row in one transaction; ``record_event`` audits what a checked caller did.
 Use connections from :func:`inspector.store.db.open_db` (autocommit mode).
 """
 
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector.core.decision import Verdict
-from inspector.store import audit
+from inspector.store import audit, sessions
 from inspector.store import incidents as store_incidents
 from inspector.store.db import StoreError, schema_version, transaction
 from inspector.util.canonical import canonical_json, iso_utc
@@ -203,15 +205,16 @@ def _need_frame(conn: sqlite3.Connection, frame_id: str, what: str) -> sqlite3.R
     return row
 
 
-def add_review(conn: sqlite3.Connection, frame_id: str, user: str, action: str, verdict: str | Verdict | None = None,
-               labels: list[Mapping[str, Any]] | None = None, note: str = "", *, t: datetime | None = None) -> int:
-    """Record an operator's review of a frame; returns the review id."""
+def add_review(conn: sqlite3.Connection, frame_id: str, session: sessions.Session, action: str,
+               verdict: str | Verdict | None = None, labels: list[Mapping[str, Any]] | None = None, note: str = "",
+               *, t: datetime | None = None) -> int:
+    """Record a review of a frame as ``session``'s user (checked: relabel needs ``relabel``, the
+    others ``review``); returns the review id."""
     if action not in REVIEW_ACTIONS:
         raise ValueError(f"review action must be one of {', '.join(REVIEW_ACTIONS)}, got {action!r}")
-    if not user:
-        raise ValueError("a review needs the user who made it")
     v = None if verdict is None else Verdict(verdict).value
     with transaction(conn):
+        user = sessions.check(conn, session, sessions.REVIEW_PERMISSION[action], f"review.{action} frame {frame_id}")
         _need_frame(conn, frame_id, "review")
         cur = conn.execute("INSERT INTO reviews (frame_id, user, t, action, verdict, labels, note)"
                            " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -222,15 +225,17 @@ def add_review(conn: sqlite3.Connection, frame_id: str, user: str, action: str, 
     return review_id
 
 
-def add_incident(conn: sqlite3.Connection, frame_id: str | None, kind: str, *, user: str, zone: str | None = None,
-                 camera: str | None = None, t: datetime | None = None, severity: str = "medium",
-                 note: str = "") -> int:
-    """Record an incident (zone / camera default to the frame's); returns its id."""
+def add_incident(conn: sqlite3.Connection, frame_id: str | None, kind: str, *, session: sessions.Session,
+                 zone: str | None = None, camera: str | None = None, t: datetime | None = None,
+                 severity: str = "medium", note: str = "") -> int:
+    """Record an incident as ``session``'s user (checked: ``incidents``); zone / camera default to
+    the frame's; returns its id."""
     if severity not in SEVERITIES:
         raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, got {severity!r}")
-    if not kind or not user:
-        raise ValueError("an incident needs a kind and the user who recorded it")
+    if not kind:
+        raise ValueError("an incident needs a kind")
     with transaction(conn):
+        user = sessions.check(conn, session, "incidents", f"record a {kind!r} incident")
         if frame_id is not None:
             fr = _need_frame(conn, frame_id, "incident")
             zone = fr["zone"] if zone is None else zone
@@ -243,13 +248,13 @@ def add_incident(conn: sqlite3.Connection, frame_id: str | None, kind: str, *, u
     return incident_id
 
 
-def set_incident_status(conn: sqlite3.Connection, incident_id: int, status: str, *, user: str,
+def set_incident_status(conn: sqlite3.Connection, incident_id: int, status: str, *, session: sessions.Session,
                         note: str = "") -> None:
     """Move an incident to open / acknowledged / closed / false_alarm (audited, with who and when;
     the allowed steps are :mod:`inspector.store.incidents`')."""
     if status not in INCIDENT_STATUSES:
         raise ValueError(f"incident status must be one of {', '.join(INCIDENT_STATUSES)}, got {status!r}")
-    store_incidents.set_status(conn, incident_id, status, user=user, note=note)
+    store_incidents.set_status(conn, incident_id, status, session=session, note=note)
 
 
 def record_event(conn: sqlite3.Connection, *, actor: str, action: str, entity: str, entity_id: str,

@@ -7,7 +7,14 @@ A hash made at a lower cost than today's is replaced at the user's next successf
 only moment the password is known), audited as ``user.rehash``.
 
 Every change (add, role, password, deactivate, activate) writes the ``users`` row and one audit
-row in the same transaction. The audit payload is the row *without* its password hash, read back
+row in the same transaction; a role change, a new password or a deactivation also ends the user's
+open sessions (``inspector.store.sessions``), so re-activating an account does not revive them.
+A password change is audited as ``user.password_changed`` (never with the hash).
+
+Log-ins are throttled (``inspector.store.login_throttle``: per name and over all names, bounded
+locks kept in the database) and every refused one is audited as ``user.login_failed`` by the actor
+``system:login`` (the name when it is a user's, else only its sha256: an unknown name is often a
+password typed into the wrong field). The audit payload is the row *without* its password hash, read back
 from the database in the exact form ``audit.entity_content`` uses for audited tables (``{"row":
 {...}}`` over ``USER_AUDIT_COLUMNS``), so ``users`` can later be listed in ``audit.ENTITIES``
 without invalidating rows already recorded. Until then :func:`verify_users` checks that every
@@ -29,9 +36,10 @@ import re
 import secrets
 import sqlite3
 import unicodedata
+from datetime import datetime, timezone
 from typing import Any
 
-from inspector.store import audit
+from inspector.store import audit, login_throttle
 from inspector.store.audit import Problem
 from inspector.store.db import StoreError, transaction
 from inspector.util.canonical import canonical_json, iso_utc, sha256_text
@@ -39,8 +47,8 @@ from inspector.util.canonical import canonical_json, iso_utc, sha256_text
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "MIN_PASSWORD_LENGTH", "ROLES", "USER_AUDIT_COLUMNS", "LoginError", "NoUsersError", "UserError", "activate",
-    "add_user", "authenticate", "check_password", "check_password_policy", "count_users", "deactivate", "get_user",
+    "MIN_PASSWORD_LENGTH", "ROLES", "USER_AUDIT_COLUMNS", "LoginError", "LoginThrottled", "NoUsersError", "UserError",
+    "activate", "add_user", "authenticate", "unlock", "check_password", "check_password_policy", "count_users", "deactivate", "get_user",
     "hash_password", "list_users", "needs_rehash", "set_password", "set_role", "verify_users",
 ]
 
@@ -76,6 +84,18 @@ class UserError(StoreError):
 
 class LoginError(UserError):
     """A log-in failed. The message never says whether the user exists."""
+
+
+class LoginThrottled(LoginError):
+    """Too many failed log-ins for this name (or for all names): refused without checking the
+    password until ``until``. Unknown names are throttled alike, so it says nothing about them."""
+
+    def __init__(self, message: str, until: datetime | None = None):
+        super().__init__(message)
+        self.until = until
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.until))
 
 
 class NoUsersError(LoginError):
@@ -278,18 +298,23 @@ def set_role(conn: sqlite3.Connection, name: str, role: str, *, actor: str) -> N
         if role != "admin":
             _keep_an_admin(conn, row, "change the role of")
         conn.execute("UPDATE users SET role = ?, updated = ? WHERE name = ?", (role, iso_utc(), name))
+        _end_sessions(conn, row["name"])
         _audit(conn, actor, "user.role", row["name"])
 
 
-def set_password(conn: sqlite3.Connection, name: str, password: str, *, actor: str) -> None:
-    """Replace a user's password (audited as ``user.password``; the hash stays out of the audit)."""
+def set_password(conn: sqlite3.Connection, name: str, password: str, *, actor: str,
+                 keep_session: str | None = None) -> None:
+    """Replace a user's password (audited as ``user.password_changed``; the hash stays out of the
+    audit). The user's sessions end, all but the one whose token sha256 is ``keep_session`` (the
+    session that changed its own password)."""
     _check_actor(actor)
     check_password_policy(password, user=name)
     hashed = hash_password(password)
     with transaction(conn):
         row = _need(conn, name)
         conn.execute("UPDATE users SET password_hash = ?, updated = ? WHERE name = ?", (hashed, iso_utc(), name))
-        _audit(conn, actor, "user.password", row["name"])
+        _end_sessions(conn, row["name"], keep=keep_session)
+        _audit(conn, actor, "user.password_changed", row["name"])
 
 
 def _set_active(conn: sqlite3.Connection, name: str, active: bool, *, actor: str) -> None:
@@ -301,7 +326,16 @@ def _set_active(conn: sqlite3.Connection, name: str, active: bool, *, actor: str
         if not active:
             _keep_an_admin(conn, row, "deactivate")
         conn.execute("UPDATE users SET active = ?, updated = ? WHERE name = ?", (int(active), iso_utc(), name))
+        if not active:
+            _end_sessions(conn, row["name"])
         _audit(conn, actor, "user.activate" if active else "user.deactivate", row["name"])
+
+
+def _end_sessions(conn: sqlite3.Connection, name: str, keep: str | None = None) -> None:
+    # Inside the caller's transaction. (The session check re-reads role and active anyway; ending
+    # the rows also keeps a later re-activation from reviving them.)
+    conn.execute("UPDATE sessions SET revoked = ? WHERE user = ? AND revoked IS NULL AND token_sha256 IS NOT ?",
+                 (iso_utc(), name, keep))
 
 
 def deactivate(conn: sqlite3.Connection, name: str, *, actor: str) -> None:
@@ -319,30 +353,79 @@ def activate(conn: sqlite3.Connection, name: str, *, actor: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def authenticate(conn: sqlite3.Connection, name: str, password: str) -> dict[str, Any]:
+def authenticate(conn: sqlite3.Connection, name: str, password: str, *,
+                 now: datetime | None = None) -> dict[str, Any]:
     """Check a name and password; returns the user (name as stored, role).
 
     Raises :class:`NoUsersError` when no user exists yet (with the command that creates the
-    first one), else :class:`LoginError` with one message for an unknown user, a deactivated
-    one and a wrong password, after the same scrypt work in every case.
+    first one), :class:`LoginThrottled` while the name (or every name) is locked after too many
+    failures (the password is not checked), else :class:`LoginError` with one message for an
+    unknown user, a deactivated one and a wrong password, after the same scrypt work in every
+    case. Every refusal is audited (``user.login_failed``) and counted by the throttle.
     """
     if count_users(conn) == 0:
         raise NoUsersError("no users are set up in this station's database; create the first one with "
                            "`inspector users add NAME --role admin`")
+    now = now or datetime.now(timezone.utc)
+    key_name = name if isinstance(name, str) else ""
+    until = login_throttle.locked_until(conn, key_name, now)
+    if until is not None:
+        _refused(conn, key_name, "locked", now, counted=False, until=until)
+        wait = max(1, int((until - now).total_seconds() + 0.999))
+        raise LoginThrottled(f"log-in refused: too many failed log-ins; try again in {wait} s "
+                             "(the station's owner can lift the lock: `inspector users unlock NAME`)", until)
     row = None
     if isinstance(name, str) and isinstance(password, str) and len(password) <= MAX_PASSWORD_LENGTH:
         row = conn.execute(f"SELECT {_PUBLIC}, password_hash FROM users WHERE name = ?", (name,)).fetchone()
     if row is None:
         _burn_time(password if isinstance(password, str) else "")
-        ok = False
+        reason = "unknown user"
+    elif not check_password(password, row["password_hash"]):
+        reason = "wrong password"
     else:
-        ok = check_password(password, row["password_hash"]) and bool(row["active"])
-    if not ok:
+        reason = "" if row["active"] else "deactivated"
+    if reason:
         log.warning("log-in refused for %r", name)
+        _refused(conn, key_name, reason, now, counted=True, user=None if row is None else row["name"])
         raise LoginError(_LOGIN_FAILED)
+    try:
+        with transaction(conn):
+            login_throttle.forget(conn, key_name)
+    except sqlite3.Error as e:  # read-only or locked: the log-in itself still stands
+        log.warning("could not clear the failed log-ins of %r: %s", name, e)
     if needs_rehash(row["password_hash"]):
         _rehash(conn, row["name"], password, row["password_hash"])
     return _public(tuple(row)[: len(USER_AUDIT_COLUMNS)])
+
+
+def _refused(conn: sqlite3.Connection, name: str, reason: str, now: datetime, *, counted: bool,
+             user: str | None = None, until: datetime | None = None) -> None:
+    """Count (unless already locked: that attempt tested nothing) and audit one refused log-in."""
+    if user is None and reason != "unknown user":
+        row = conn.execute("SELECT name FROM users WHERE name = ?", (name,)).fetchone()
+        user = None if row is None else row[0]
+    try:
+        with transaction(conn):
+            info = (login_throttle.record_failure(conn, name, now) if counted else
+                    {"locked_until": None if until is None else iso_utc(until)})
+            payload: dict[str, Any] = {"reason": reason, **info}
+            if user is None:
+                payload["name_sha256"] = login_throttle.name_key(name).split(":", 1)[1]
+            audit.append(conn, actor="system:login", action="user.login_failed", entity="login",
+                         entity_id=user or "(unknown)", payload=payload)
+    except sqlite3.Error as e:  # a read-only database cannot count: it cannot open a session either
+        log.warning("could not record the refused log-in of %r: %s", name, e)
+
+
+def unlock(conn: sqlite3.Connection, name: str | None, *, actor: str) -> bool:
+    """Lift the log-in lock of ``name`` (None: every lock, the all-names one included); audited
+    as ``user.unlock``. True when there was something to lift."""
+    _check_actor(actor)
+    with transaction(conn):
+        n = login_throttle.forget_all(conn) if name is None else int(login_throttle.forget(conn, name))
+        audit.append(conn, actor=actor, action="user.unlock", entity="login", entity_id=name or "*",
+                     payload={"cleared": n})
+    return n > 0
 
 
 def _rehash(conn: sqlite3.Connection, name: str, password: str, old_hash: str) -> None:

@@ -22,7 +22,8 @@ def test_report_incidents_csv_json_and_one_incident_pdf(tmp_path):
     assert sorted(x["status"] for x in rows) == ["closed", "open"]
 
     r = run(main, ["report", "incidents", "--from", "2026-12-01", "--to", "2026-12-07", "--format", "json",
-                   "--out", str(tmp_path / "w.json"), "--db", str(db), "--user", "sam", "--json"])
+                   "--out", str(tmp_path / "w.json"), "--db", str(db), "--user", "sam", "--json"],
+            env={"INSPECTOR_PASSWORD": "a-long-password-1"})
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert out["incidents"] == 3 and out["report"]["generated_by"] == "sam"
@@ -40,9 +41,29 @@ def test_report_incidents_csv_json_and_one_incident_pdf(tmp_path):
 def test_refusals_are_clear_errors(tmp_path):
     db = build_store(tmp_path / "data")
     run = CliRunner().invoke
-    r = run(main, ["report", "incident", "1", "--out", str(tmp_path / "x.pdf"), "--db", str(db), "--user", "olga"])
+    r = run(main, ["report", "incident", "1", "--out", str(tmp_path / "x.pdf"), "--db", str(db), "--user", "olga"],
+            env={"INSPECTOR_PASSWORD": "a-long-password-2"})
     assert r.exit_code != 0 and "may not" in r.output and not (tmp_path / "x.pdf").exists()
     r = run(main, ["report", "incident", "99", "--out", str(tmp_path / "x.pdf"), "--db", str(db)])
     assert r.exit_code != 0 and "does not exist" in r.output
     r = run(main, ["report", "incidents", "--from", "yesterday", "--to", "2026-12-07", "--out", "x.csv", "--db", str(db)])
     assert r.exit_code == 2 and "give a date" in r.output
+
+
+def test_user_reports_need_the_users_password(tmp_path):
+    db = build_store(tmp_path / "data")
+    conn = open_db(db, create=False)
+    live_before = conn.execute("SELECT COUNT(*) FROM sessions WHERE revoked IS NULL").fetchone()[0]
+    conn.close()
+    run = CliRunner().invoke
+    args = ["report", "incident", "1", "--out", str(tmp_path / "x.json"), "--format", "json", "--db", str(db),
+            "--user", "sam"]
+    r = run(main, args, env={"INSPECTOR_PASSWORD": "not sam's password"})
+    assert r.exit_code == 1 and "log-in refused" in r.output and not (tmp_path / "x.json").exists()
+    r = run(main, args, input="a-long-password-1\n", env={"INSPECTOR_PASSWORD": None})  # asked for, hidden
+    assert r.exit_code == 0 and "a-long-password-1" not in r.output and (tmp_path / "x.json").exists(), r.output
+    conn = open_db(db, create=False)
+    rows = conn.execute("SELECT actor, entity_id FROM audit WHERE action = 'user.login_failed'").fetchall()
+    live = conn.execute("SELECT COUNT(*) FROM sessions WHERE revoked IS NULL").fetchone()[0]
+    conn.close()
+    assert [tuple(r) for r in rows] == [("system:login", "sam")] and live == live_before  # the CLI logs out

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from inspector.cli import users_cmds as cli_users
+from inspector.cli import store_access
 from inspector.cli import main
 from inspector.station import actions
 from inspector.store import users
@@ -20,7 +20,7 @@ PW = "correct horse battery"
 def fast_scrypt(monkeypatch):
     monkeypatch.setattr(users, "SCRYPT_N", 2 ** 4)
     monkeypatch.setattr(users, "_dummy_hash", None)
-    monkeypatch.setattr(cli_users, "_actor", lambda: "cli:tester")
+    monkeypatch.setattr(store_access, "cli_actor", lambda: "cli:tester")
 
 
 @pytest.fixture
@@ -45,9 +45,11 @@ def test_first_user_is_created_by_the_cli_and_the_database_with_it(db):
     assert PW not in r.output  # hidden input is not echoed
     conn = open_db(db, create=False)
     try:
-        assert actions.login(conn, "ada", PW) == actions.Session("ada", "admin")
-        (row,) = conn.execute("SELECT actor, action, entity_id FROM audit").fetchall()
-        assert tuple(row) == ("cli:tester", "user.add", "ada")
+        s = actions.login(conn, "ada", PW)
+        assert (s.user, s.role) == ("ada", "admin")
+        rows = conn.execute("SELECT actor, action, entity_id FROM audit").fetchall()
+        assert [tuple(r)[:2] for r in rows] == [("cli:tester", "session.system"), ("cli:tester", "user.add")]
+        assert tuple(rows[1])[2] == "ada"
     finally:
         conn.close()
 
@@ -98,16 +100,18 @@ def test_list_passwd_set_role_deactivate_activate(db):
 
     conn = open_db(db, create=False)
     try:
-        assert actions.login(conn, "olga", "a new password") == actions.Session("olga", "engineer")
-        acts = [tuple(r) for r in conn.execute("SELECT actor, action FROM audit ORDER BY seq")]
+        s = actions.login(conn, "olga", "a new password")
+        assert (s.user, s.role) == ("olga", "engineer")
+        acts = [tuple(r) for r in conn.execute("SELECT actor, action FROM audit WHERE action != 'session.system'"
+                                               " AND action != 'user.login_failed' ORDER BY seq")]
     finally:
         conn.close()
-    assert acts == [("cli:tester", a) for a in ("user.add", "user.add", "user.password", "user.role",
+    assert acts == [("cli:tester", a) for a in ("user.add", "user.add", "user.password_changed", "user.role",
                                                "user.deactivate", "user.activate")]
 
     # the audit chain is intact after all of it
     r = CliRunner().invoke(main, ["db", "verify", "--db", str(db)])
-    assert r.exit_code == 0 and r.output.startswith("ok: 6 audit rows"), r.output
+    assert r.exit_code == 0 and r.output.startswith("ok: 13 audit rows"), r.output  # + 6 system sessions, 1 refusal
     r = run("verify", "--db", db)
     assert r.exit_code == 0 and "2 user(s) match their audit rows" in r.output
 
@@ -140,13 +144,15 @@ def test_users_verify_catches_a_role_edited_around_the_store(db):
     conn.execute("UPDATE users SET role = 'admin' WHERE name = 'olga'")
     conn.close()
     r = run("verify", "--db", db)
-    assert r.exit_code == 1 and "TAMPERED: audit row 2: user olga was modified" in r.output
+    assert r.exit_code == 1 and "TAMPERED: audit row 4: user olga was modified" in r.output  # 1, 3: sessions
 
 
 def test_actor_is_the_os_user(monkeypatch):
     monkeypatch.undo()
-    monkeypatch.setattr(cli_users.getpass, "getuser", lambda: "kim")
-    assert cli_users._actor() == "cli:kim"
+    import getpass
+
+    monkeypatch.setattr(getpass, "getuser", lambda: "kim")
+    assert store_access.cli_actor() == "cli:kim"
 
 
 def test_users_verify_json(db):
@@ -162,3 +168,28 @@ def test_users_verify_json(db):
     assert r.exit_code == 1
     out = json.loads(r.stdout)
     assert not out["ok"] and "user ada was modified" in out["problems"][0]["message"]
+
+
+def test_unlock_lifts_a_log_in_lock_and_is_audited(db):
+    from inspector.store import login_throttle
+
+    add(db)
+    conn = open_db(db, create=False)
+    try:
+        for _ in range(login_throttle.FREE_FAILURES):
+            with pytest.raises(users.LoginError):
+                actions.login(conn, "ada", "wrong password")
+        with pytest.raises(users.LoginThrottled):
+            actions.login(conn, "ada", PW)
+    finally:
+        conn.close()
+    r = run("unlock", "ada", "--db", db)
+    assert r.exit_code == 0 and "log-in lock of ada lifted" in r.output
+    assert run("unlock", "--db", db).exit_code == 2  # a name or --all
+    conn = open_db(db, create=False)
+    try:
+        assert actions.login(conn, "ada", PW).user == "ada"
+        last = conn.execute("SELECT actor, action FROM audit WHERE action = 'user.unlock'").fetchone()
+        assert tuple(last) == ("cli:tester", "user.unlock")
+    finally:
+        conn.close()

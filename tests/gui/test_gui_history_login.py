@@ -134,7 +134,7 @@ def test_log_out_shows_the_log_in_and_the_next_role_gets_its_own_tabs(ctx, sessi
     assert states == [(None, ["Live"], False)]
     assert "eng logged out" in seen[0]["note"] and seen[0]["ok"] is False and seen[0]["error"]
     assert seen[1]["ok"] is True
-    assert ctx.session == actions.Session("op", "operator") and "[op / operator]" in win.windowTitle()
+    assert (ctx.session.user, ctx.session.role) == ("op", "operator") and "[op / operator]" in win.windowTitle()
     t = tabs()
     assert "Review queue" in t and not {"Models", "Settings", "Label editor"} & set(t)
     assert "models" not in win.pages and win.live.start_btn.isEnabled()
@@ -148,7 +148,10 @@ def test_log_out_shows_the_log_in_and_the_next_role_gets_its_own_tabs(ctx, sessi
             actions.change_settings(conn, ctx.session, ctx.cfg, {}, {})
     finally:
         conn.close()
-    assert _audit_rows(ctx) == audit_before        # log-ins are not audited, so neither are log-outs
+    # a log-in is recorded as a session row, not audited (nor is its log-out); the refused one is
+    assert _audit_rows(ctx) == audit_before + 1
+    with pytest.raises(actions.PermissionDenied, match="the session was ended"):  # logged out for good
+        actions.models_promote(sessions["engineer"], "wafer-demo@2", ctx.registry_root, runner=lambda a, e: (0, ""))
 
     # Log out and cancel the log-in: nobody, Live only and watching; "Log in" brings the role back.
     timer = _answer_login(qtbot, [None], seen)

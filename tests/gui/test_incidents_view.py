@@ -112,7 +112,7 @@ def test_space_plays_the_clip_in_the_view(ctx, qtbot, sessions, screenshots):
 def test_filters_by_camera_kind_and_state(ctx, qtbot, sessions):
     ids = add_site_incidents(ctx.data_dir, ctx.db_path, SPECS)
     conn = ctx.connect()
-    store_incidents.acknowledge(conn, ids[0], user="safety")
+    store_incidents.acknowledge(conn, ids[0], session=sessions["safety_manager"])
     conn.close()
     view = _view(ctx, qtbot, sessions["safety_manager"])
     assert [view.camera.itemText(i) for i in range(view.camera.count())] == ["(all)", "cam-a", "cam-b"]

@@ -13,6 +13,7 @@ def confirmed_store(db: Path, images_root: Path, lots: int = 4, per_lot: int = 3
     """``lots`` x ``per_lot`` frames whose kept box (drawn in the image) an operator accepted; one group
     per lot, so the split has whole lots on each side."""
     from gui.gui_helpers import fill_store, put_image
+    from helpers.sessions import logged_in
 
     from inspector.store import queries
     from inspector.store.db import open_db
@@ -24,8 +25,9 @@ def confirmed_store(db: Path, images_root: Path, lots: int = 4, per_lot: int = 3
                           images=images)
     conn = open_db(db)
     try:
+        op1 = logged_in(conn, "operator", "op1")
         for fid in ids:
-            queries.add_review(conn, fid, "op1", "accept", verdict="fail")
+            queries.add_review(conn, fid, op1, "accept", verdict="fail")
     finally:
         conn.close()
     return ids

@@ -12,7 +12,7 @@ import pytest
 
 from inspector.core import Decision, Detections, Frame, Reason, Verdict
 from inspector.core.site.types import IncidentEvent
-from inspector.store import incidents, users
+from inspector.store import incidents, sessions, users
 from inspector.store.db import open_db, transaction
 from inspector.store.images import ImageStore
 from inspector.store.writer import DecisionRecord, write_record
@@ -69,9 +69,10 @@ def build_store(data_dir: Path) -> Path:
                                                         "path": f"images/{rel}"}})
     users.add_user(conn, "sam", "safety_manager", "a-long-password-1", actor="test")
     users.add_user(conn, "olga", "operator", "a-long-password-2", actor="test")
-    incidents.acknowledge(conn, 1, user="sam", t=T0 + timedelta(minutes=10))
-    incidents.close(conn, 1, user="sam", note="spoke to the worker", t=T0 + timedelta(minutes=40))
-    incidents.mark_false_alarm(conn, 2, user="sam", note="a shadow", t=T0 + timedelta(hours=2))
+    sam = sessions.log_in(conn, "sam", "a-long-password-1")
+    incidents.acknowledge(conn, 1, session=sam, t=T0 + timedelta(minutes=10))
+    incidents.close(conn, 1, session=sam, note="spoke to the worker", t=T0 + timedelta(minutes=40))
+    incidents.mark_false_alarm(conn, 2, session=sam, note="a shadow", t=T0 + timedelta(hours=2))
     conn.close()
     return db
 

@@ -68,8 +68,10 @@ def cfg():
     return load_config_text(CONFIG)
 
 
-def session(role):
-    return Session(NAMES[role], role)
+@pytest.fixture
+def session(conn):
+    """role -> a fresh log-in of that role's user (the only kind of session the checks accept)."""
+    return lambda role: actions.login(conn, NAMES[role], PW)
 
 
 def counts(conn):
@@ -108,7 +110,7 @@ def _act(name, conn, s, cfg, runner):
     if name == "add_incident":
         return actions.add_incident(conn, s, "f1", "no_helmet", severity="high")
     if name in INCIDENT_STEPS:
-        iid = queries.add_incident(conn, None, "fall", user="sam")  # set up outside the check
+        iid = queries.add_incident(conn, None, "fall", session=actions.login(conn, "sam", PW))  # the set-up
         if name == "set_incident_status":
             return actions.set_incident_status(conn, s, iid, "acknowledged")
         if name == "acknowledge_incident":
@@ -166,11 +168,11 @@ WRITES = INCIDENT_STEPS | {"accept", "reject_false_alarm", "change_class", "rela
 
 @pytest.mark.parametrize("role", users.ROLES)
 @pytest.mark.parametrize("name", sorted(ALLOWED))
-def test_role_x_action(conn, cfg, role, name):
+def test_role_x_action(conn, cfg, role, name, session):
     runner = FakeRunner()
     s = session(role)
     if name in INCIDENT_STEPS:  # its set-up writes an incident first
-        _act(name, conn, Session("sam", "safety_manager"), cfg, runner)
+        _act(name, conn, session("safety_manager"), cfg, runner)
     before = counts(conn)
     if role in ALLOWED[name]:
         _act(name, conn, s, cfg, runner)
@@ -194,14 +196,14 @@ def test_role_x_action(conn, cfg, role, name):
     assert verify(conn).ok and users.verify_users(conn) == []
 
 
-def test_refused_review_names_the_action(conn):
+def test_refused_review_names_the_action(conn, session):
     with pytest.raises(PermissionDenied, match=r"user 'olga' \(role operator\) may not review.relabel frame f0: "
                                                r"needs role engineer"):
         actions.review(conn, session("operator"), "f0", "relabel", labels=[])
     assert queries.reviews(conn) == []
 
 
-def test_review_records_the_session_user(conn):
+def test_review_records_the_session_user(conn, session):
     rid = actions.review(conn, session("operator"), "f0", "reject_false_alarm", verdict="pass", note="dust")
     (r,) = queries.reviews(conn)
     assert (r["id"], r["user"], r["action"], r["verdict"], r["note"]) == (rid, "olga", "reject_false_alarm", "pass",
@@ -210,9 +212,9 @@ def test_review_records_the_session_user(conn):
         actions.review(conn, session("operator"), "f0", "approve")
 
 
-def test_incident_steps_record_the_session_user_and_closing_needs_a_note(conn):
+def test_incident_steps_record_the_session_user_and_closing_needs_a_note(conn, session):
     sm = session("safety_manager")
-    iid = queries.add_incident(conn, "f1", "no_hard_hat", user="sam")
+    iid = queries.add_incident(conn, "f1", "no_hard_hat", session=sm)
     incident_actions.acknowledge_incident(conn, sm, iid)
     with pytest.raises(ValueError, match="needs a note"):
         incident_actions.close_incident(conn, sm, iid, "  ")
@@ -227,7 +229,8 @@ def test_incident_steps_record_the_session_user_and_closing_needs_a_note(conn):
 
 
 def test_login_gives_a_session_and_no_users_says_what_to_run(conn, tmp_path):
-    assert actions.login(conn, "OLGA", PW) == Session("olga", "operator")
+    s = actions.login(conn, "OLGA", PW)
+    assert (s.user, s.role) == ("olga", "operator") and s.token and "token" not in repr(s)
     with pytest.raises(users.LoginError, match="unknown user or wrong password"):
         actions.login(conn, "olga", "wrong password")
     empty = open_db(tmp_path / "empty.sqlite")
@@ -236,7 +239,7 @@ def test_login_gives_a_session_and_no_users_says_what_to_run(conn, tmp_path):
     empty.close()
 
 
-def test_stale_or_forged_sessions_are_refused(conn):
+def test_stale_or_forged_sessions_are_refused(conn, session):
     s = actions.login(conn, "olga", PW)
     actions.deactivate(conn, session("admin"), "olga")
     with pytest.raises(PermissionDenied, match="the account is deactivated"):
@@ -245,23 +248,23 @@ def test_stale_or_forged_sessions_are_refused(conn):
     users.set_role(conn, "erik", "operator", actor="ada")
     with pytest.raises(PermissionDenied, match="role changed to operator since log-in; log in again"):
         actions.review(conn, s, "f0", "accept", verdict="pass")
-    with pytest.raises(PermissionDenied, match="no such user"):
+    with pytest.raises(PermissionDenied, match="not logged in"):
         actions.review(conn, Session("mallory", "engineer"), "f0", "accept", verdict="pass")
     assert queries.reviews(conn) == []
 
 
-def test_change_own_password_needs_the_current_one(conn):
+def test_change_own_password_needs_the_current_one(conn, session):
     s = session("operator")
     with pytest.raises(PermissionDenied, match="the current password is wrong"):
         actions.change_own_password(conn, s, "not it at all", "a new password")
     actions.change_own_password(conn, s, PW, "a new password")
-    assert actions.login(conn, "olga", "a new password") == s
+    assert actions.login(conn, "olga", "a new password").user == s.user
 
 
 # --- settings ------------------------------------------------------------------------------------
 
 
-def test_settings_change_within_limits_is_a_new_audited_config_version(conn, cfg):
+def test_settings_change_within_limits_is_a_new_audited_config_version(conn, cfg, session):
     limits = actions.tunable_limits(cfg)
     old_hash = config_hash(cfg)
     new_cfg, new_hash = actions.change_settings(
@@ -277,7 +280,7 @@ def test_settings_change_within_limits_is_a_new_audited_config_version(conn, cfg
     assert verify(conn).ok
 
 
-def test_limits_come_from_the_baseline_so_steps_do_not_add_up(conn, cfg):
+def test_limits_come_from_the_baseline_so_steps_do_not_add_up(conn, cfg, session):
     limits = actions.tunable_limits(cfg)  # scratch baseline 0.4 -> [0.2, 0.6]
     s = session("engineer")
     cfg2, _ = actions.change_settings(conn, s, cfg, {"rules.min-score.thresholds.scratch": 0.6}, limits)
@@ -299,14 +302,14 @@ def test_limits_come_from_the_baseline_so_steps_do_not_add_up(conn, cfg):
     ({"rules.uncertain.low": 0.45, "rules.uncertain.high": 0.4}, r"rules\[1\].low: expected low < high"),
     ({}, "no setting given"),
 ])
-def test_settings_outside_limits_are_refused_naming_field_and_limit(conn, cfg, changes, match):
+def test_settings_outside_limits_are_refused_naming_field_and_limit(conn, cfg, changes, match, session):
     before = counts(conn)
     with pytest.raises(SettingsError, match=match):
         actions.change_settings(conn, session("engineer"), cfg, changes, actions.tunable_limits(cfg))
     assert counts(conn) == before
 
 
-def test_a_path_without_a_declared_limit_cannot_change(conn, cfg):
+def test_a_path_without_a_declared_limit_cannot_change(conn, cfg, session):
     limits = actions.tunable_limits(cfg)
     del limits["models.det.conf"]
     with pytest.raises(SettingsError, match="models.det.conf: no limit is declared"):
@@ -320,7 +323,7 @@ def test_site_overrides_are_clipped_to_the_open_unit_interval(cfg):
         actions.tunable_limits(cfg, overrides={"fusion.k": (1, 2)})
 
 
-def test_changing_nothing_writes_nothing(conn, cfg):
+def test_changing_nothing_writes_nothing(conn, cfg, session):
     before = counts(conn)
     same, h = actions.change_settings(conn, session("engineer"), cfg, {"models.det.conf": 0.25},
                                       actions.tunable_limits(cfg))
@@ -330,7 +333,7 @@ def test_changing_nothing_writes_nothing(conn, cfg):
 # --- models --------------------------------------------------------------------------------------
 
 
-def test_promote_runs_the_training_tool_as_the_user(conn, tmp_path):
+def test_promote_runs_the_training_tool_as_the_user(conn, tmp_path, session):
     runner = FakeRunner(rc=0, output="promoted det@2 to production\n")
     r = actions.models_promote(session("engineer"), "det@2", tmp_path / "reg", reason="better recall",
                                conn=conn, runner=runner)
@@ -343,13 +346,13 @@ def test_promote_runs_the_training_tool_as_the_user(conn, tmp_path):
     assert tuple(last) == ("erik", "models.promote", "det@2")
 
 
-def test_rollback_reports_the_tools_failure(conn):
+def test_rollback_reports_the_tools_failure(conn, session):
     r = actions.models_rollback(session("engineer"), "det", runner=FakeRunner(rc=1, output="Error: no history\n"))
     assert (r.ok, r.returncode, r.output) == (False, 1, "Error: no history\n")
 
 
 @pytest.mark.parametrize("spec", ["det", "--registry=/tmp/x@1", "Det@1", "det@1 --dry-run"])
-def test_promote_refuses_odd_specs_before_running_anything(spec):
+def test_promote_refuses_odd_specs_before_running_anything(spec, session):
     runner = FakeRunner()
     with pytest.raises(ValueError, match="promote: expected 'name@version'"):
         actions.models_promote(session("engineer"), spec, runner=runner)
@@ -359,11 +362,11 @@ def test_promote_refuses_odd_specs_before_running_anything(spec):
 def test_operators_cannot_promote_even_without_a_database():
     runner = FakeRunner()
     with pytest.raises(PermissionDenied, match=r"'olga' \(role operator\) may not promote det@2: needs role engineer"):
-        actions.models_promote(session("operator"), "det@2", runner=runner)
+        actions.models_promote(Session("olga", "operator"), "det@2", runner=runner)
     assert runner.calls == []
 
 
-def test_rollback_really_runs_inspector_train(tmp_path):
+def test_rollback_really_runs_inspector_train(tmp_path, session):
     # One real subprocess: the command line must be one that inspector-train accepts.
     r = actions.models_rollback(session("engineer"), "nosuchmodel", tmp_path / "reg")
     assert r.returncode != 0 and "nosuchmodel" in r.output and "No such option" not in r.output, r.output
@@ -376,3 +379,91 @@ def test_errors_survive_pickling():
     assert (e.user, e.role, e.action, str(e)) == ("olga", "operator", "relabel",
                                                   "user 'olga' (role operator) may not relabel: needs role engineer")
     assert pickle.loads(pickle.dumps(SettingsError(["a: b"]))).errors == ["a: b"]
+
+
+# --- only a log-in passes (#15 point 4) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(WRITES))
+def test_a_hand_made_session_changes_nothing(conn, cfg, name):
+    role = next(r for r in users.ROLES if r in ALLOWED[name])  # a role that may do it
+    runner = FakeRunner()
+    before = counts(conn)
+    for forged in (Session(NAMES[role], role), Session(NAMES[role], role, "a-guessed-token")):
+        with pytest.raises(PermissionDenied, match="not logged in|not a log-in session of this station"):
+            _act(name, conn, forged, cfg, runner)
+    if name in INCIDENT_STEPS:  # the set-up's own incidents and audit rows (one per try)
+        before["incidents"] += 2
+        before["audit"] += 2
+    assert counts(conn) == before and runner.calls == []
+
+
+def test_a_session_of_another_database_is_refused(conn, tmp_path):
+    other = open_db(tmp_path / "other.sqlite")
+    users.add_user(other, "olga", "operator", PW, actor="cli:root")
+    s = actions.login(other, "olga", PW)
+    other.close()
+    with pytest.raises(PermissionDenied, match="not a log-in session of this station"):
+        actions.review(conn, s, "f0", "accept", verdict="pass")
+
+
+def test_models_without_a_connection_still_check_and_audit(conn, session, tmp_path):
+    s = session("engineer")
+    runner = FakeRunner()
+    actions.models_promote(s, "det@2", runner=runner)  # no conn: the session's own database
+    actions.models_rollback(s, "det", runner=runner)
+    rows = conn.execute("SELECT actor, action, entity_id FROM audit WHERE action LIKE 'models.%' ORDER BY seq")
+    assert [tuple(r) for r in rows] == [("erik", "models.promote", "det@2"), ("erik", "models.rollback", "det")]
+    runner = FakeRunner()
+    with pytest.raises(PermissionDenied, match="names no station database"):
+        actions.models_promote(Session("erik", "engineer"), "det@2", runner=runner)
+    with pytest.raises(PermissionDenied, match="not logged in"):
+        actions.models_rollback(Session("erik", "engineer", "", str(tmp_path / "s.sqlite")), "det", runner=runner)
+    actions.deactivate(conn, session("admin"), "erik")
+    with pytest.raises(PermissionDenied, match="the account is deactivated"):
+        actions.models_rollback(s, "det", runner=runner)
+    assert runner.calls == [] and verify(conn).ok
+
+
+def test_an_ended_expired_or_revived_session_is_refused(conn, session):
+    s = session("operator")
+    admin = session("admin")
+    actions.deactivate(conn, admin, "olga")
+    actions.activate(conn, admin, "olga")  # re-activation does not revive the old session
+    with pytest.raises(PermissionDenied, match="the session was ended"):
+        actions.review(conn, s, "f0", "accept", verdict="pass")
+    s = session("operator")
+    assert actions.logout(conn, s) and not actions.logout(conn, s)
+    with pytest.raises(PermissionDenied, match="the session was ended"):
+        actions.review(conn, s, "f0", "accept", verdict="pass")
+    old = actions.login(conn, "olga", PW, now=T0)  # a shift long ago
+    with pytest.raises(PermissionDenied, match="the session expired"):
+        actions.review(conn, old, "f0", "accept", verdict="pass")
+    assert queries.reviews(conn) == []
+    actions.review(conn, session("operator"), "f0", "accept", verdict="pass")  # a new log-in works
+
+
+def test_system_sessions_are_recorded_and_hold_only_what_they_were_opened_for(conn):
+    with pytest.raises(ValueError, match="system actor"):
+        actions.system_session(conn, "olga", "pose as a person", ("reports",))
+    s = actions.system_session(conn, "system:test", "nightly check", ("reports",))
+    last = conn.execute("SELECT actor, action, entity FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    assert tuple(last) == ("system:test", "session.system", "session") and s.system
+    with pytest.raises(PermissionDenied, match="opened for reports only"):
+        actions.review(conn, s, "f0", "accept", verdict="pass")
+    with pytest.raises(PermissionDenied, match="not logged in"):  # a system session by hand
+        actions.review(conn, Session("system:test", "system"), "f0", "accept", verdict="pass")
+
+
+def test_password_changes_are_audited_and_end_the_other_sessions(conn, session):
+    mine, elsewhere = session("operator"), session("operator")
+    actions.change_own_password(conn, mine, PW, "a new password")
+    actions.set_password(conn, session("admin"), "erik", "another password")
+    rows = conn.execute("SELECT actor, entity_id FROM audit WHERE action = 'user.password_changed' ORDER BY seq")
+    assert [tuple(r) for r in rows] == [("olga", "olga"), ("ada", "erik")]
+    actions.review(conn, mine, "f0", "accept", verdict="pass")  # the session that changed it goes on
+    with pytest.raises(PermissionDenied, match="the session was ended"):
+        actions.review(conn, elsewhere, "f1", "accept", verdict="pass")
+    with pytest.raises(PermissionDenied, match="not logged in"):  # no password probing with a forged one
+        actions.change_own_password(conn, Session("olga", "operator"), "a new password", "x" * 12)
+    assert verify(conn).ok and users.verify_users(conn) == []

@@ -11,14 +11,14 @@ import pytest
 from helpers.site_evidence_store import build
 
 from inspector.reports.anonymise import head_coverage
+from inspector.station import actions
 from inspector.station.actions import PermissionDenied, Session
 from inspector.station.actions import reports as ra
 from inspector.station.anonymised_evidence import anonymised_images
 from inspector.store import audit, incidents, users
 from inspector.util.canonical import canonical_json, sha256_text
 
-SM = Session("sam", "safety_manager")
-ENG = Session("eve", "engineer")
+S: dict[str, Session] = {}  # live log-ins, made by the site fixture
 REASON = "police request 2026-114 about the crane incident"
 
 
@@ -27,6 +27,9 @@ def site(tmp_path_factory):
     s = build(tmp_path_factory.mktemp("site"))
     users.add_user(s.conn, "sam", "safety_manager", "pw-sam-123456", actor="admin")
     users.add_user(s.conn, "eve", "engineer", "pw-eve-123456", actor="admin")
+    users.add_user(s.conn, "op", "operator", "pw-op-1234567", actor="admin")
+    S.update(sm=actions.login(s.conn, "sam", "pw-sam-123456"), eng=actions.login(s.conn, "eve", "pw-eve-123456"),
+             op=actions.login(s.conn, "op", "pw-op-1234567"), forged=Session("sam", "safety_manager"))
     yield s
     s.conn.close()
 
@@ -42,7 +45,7 @@ def _nothing_written(out):
 
 def test_unredacted_export_copies_the_recorded_evidence_and_is_audited(site, tmp_path):
     out = tmp_path / "out"
-    res = ra.export_unredacted(site.conn, SM, site.incident_id, REASON, out, data_dir=site.data_dir)
+    res = ra.export_unredacted(site.conn, S["sm"], site.incident_id, REASON, out, data_dir=site.data_dir)
     inc = incidents.incident(site.conn, site.incident_id)
     assert res.folder == out / f"incident-{site.incident_id}-unredacted" and not res.redacted
     assert sorted(p.name for p in res.folder.iterdir()) == ["clip.mp4", "first.jpg", "last.jpg", "manifest.json",
@@ -60,21 +63,22 @@ def test_unredacted_export_copies_the_recorded_evidence_and_is_audited(site, tmp
     assert audit.verify(site.conn).ok
     # never overwrites an earlier export
     with pytest.raises(FileExistsError):
-        ra.export_unredacted(site.conn, SM, site.incident_id, REASON, out, data_dir=site.data_dir)
+        ra.export_unredacted(site.conn, S["sm"], site.incident_id, REASON, out, data_dir=site.data_dir)
 
 
 @pytest.mark.parametrize("session, reason, incident, error", [
-    (ENG, REASON, None, PermissionDenied),                        # safety managers only
-    (Session("op", "operator"), REASON, None, PermissionDenied),
-    (SM, "  ", None, ValueError),                                 # a reason is required
-    (SM, "because", None, ValueError),                            # ... and a real one
-    (SM, REASON, [1, 2], TypeError),                              # ONE incident
-    (SM, REASON, 999, LookupError),
+    ("eng", REASON, None, PermissionDenied),                      # safety managers only
+    ("op", REASON, None, PermissionDenied),
+    ("forged", REASON, None, PermissionDenied),                   # a hand-made session
+    ("sm", "  ", None, ValueError),                               # a reason is required
+    ("sm", "because", None, ValueError),                          # ... and a real one
+    ("sm", REASON, [1, 2], TypeError),                            # ONE incident
+    ("sm", REASON, 999, LookupError),
 ])
 def test_refused_unredacted_exports_write_nothing(site, tmp_path, session, reason, incident, error):
     before = site.conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0]
     with pytest.raises(error):
-        ra.export_unredacted(site.conn, session, site.incident_id if incident is None else incident, reason,
+        ra.export_unredacted(site.conn, S[session], site.incident_id if incident is None else incident, reason,
                              tmp_path / "out", data_dir=site.data_dir)
     assert _nothing_written(tmp_path / "out")
     assert site.conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == before
@@ -87,14 +91,14 @@ def test_evidence_changed_on_disk_is_not_exported(site, tmp_path):
     try:
         path.write_bytes(original + b"x")
         with pytest.raises(ValueError, match="sha256"):
-            ra.export_unredacted(site.conn, SM, site.incident_id, REASON, tmp_path / "out", data_dir=site.data_dir)
+            ra.export_unredacted(site.conn, S["sm"], site.incident_id, REASON, tmp_path / "out", data_dir=site.data_dir)
         assert _nothing_written(tmp_path / "out")
     finally:
         path.write_bytes(original)
 
 
 def test_default_export_is_anonymised_and_no_head_leaves(site, tmp_path):
-    res = ra.export_evidence(site.conn, SM, site.incident_id, tmp_path / "out", data_dir=site.data_dir)
+    res = ra.export_evidence(site.conn, S["sm"], site.incident_id, tmp_path / "out", data_dir=site.data_dir)
     assert res.redacted and sorted(res.files) == ["clip.mp4", "first.jpg", "last.jpg", "worst.jpg"]
     assert _audit(site.conn, ra.EXPORT_EVIDENCE_ACTION)[-1]["seq"] == res.audit_seq
     inc = incidents.incident(site.conn, site.incident_id)
@@ -113,5 +117,13 @@ def test_default_export_is_anonymised_and_no_head_leaves(site, tmp_path):
 
 def test_viewers_may_not_export_evidence(site, tmp_path):
     with pytest.raises(PermissionDenied):
-        ra.export_evidence(site.conn, ENG, site.incident_id, tmp_path / "out", data_dir=site.data_dir)
+        ra.export_evidence(site.conn, S["eng"], site.incident_id, tmp_path / "out", data_dir=site.data_dir)
     assert _nothing_written(tmp_path / "out")
+
+
+def test_a_hand_made_session_exports_no_evidence(site, tmp_path):
+    before = site.conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0]
+    with pytest.raises(PermissionDenied, match="not logged in"):
+        ra.export_evidence(site.conn, S["forged"], site.incident_id, tmp_path / "out", data_dir=site.data_dir)
+    assert _nothing_written(tmp_path / "out")
+    assert site.conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == before

@@ -15,6 +15,8 @@ from inspector.store import queries
 from inspector.store.db import open_db
 from training.cli import main as inspector_train
 
+from helpers.sessions import logged_in
+
 pytestmark = pytest.mark.slow
 
 
@@ -37,20 +39,21 @@ def test_demo_reviews_export_train(tmp_path: Path) -> None:
     flagged = [row for w in wafers for row in [r for r in queue if r["wafer"] == w][:5]]
     assert len(flagged) >= 6, "the demo lot has defects for operators to review"
     reviewed = {}
+    op1, qe1 = logged_in(conn, "operator", "op1"), logged_in(conn, "engineer", "qe1")
     for i, row in enumerate(flagged):
         fid = row["frame_id"]
         if i % 3 == 0:
-            queries.add_review(conn, fid, "op1", "accept", verdict="fail")
+            queries.add_review(conn, fid, op1, "accept", verdict="fail")
         elif i % 3 == 1:
-            queries.add_review(conn, fid, "op1", "reject_false_alarm", verdict="pass")
+            queries.add_review(conn, fid, op1, "reject_false_alarm", verdict="pass")
         else:  # the label editor's answer: one corrected box, a missed defect added by hand
-            queries.add_review(conn, fid, "qe1", "relabel", verdict="fail",
+            queries.add_review(conn, fid, qe1, "relabel", verdict="fail",
                                labels=[{"class": "particle", "xyxy": [10, 10, 30, 30]},
                                        {"class": "scratch", "xyxy": [100, 40, 180, 60]}])
         reviewed[fid] = i % 3
     passed = [d for w in wafers for d in queries.decisions(conn, verdict="pass", wafer=w)[:6]]
     for d in passed:  # clean dies confirmed as such: negatives
-        queries.add_review(conn, d["frame_id"], "op1", "accept", verdict="pass")
+        queries.add_review(conn, d["frame_id"], op1, "accept", verdict="pass")
     conn.close()
 
     out = tmp_path / "confirmed"

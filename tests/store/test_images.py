@@ -15,6 +15,8 @@ from inspector.store.images import ImageStore, retention
 from inspector.store.queries import add_incident, add_review
 from inspector.store.writer import DecisionRecord, write_record
 
+from helpers.sessions import logged_in
+
 T0 = datetime(2026, 2, 1, tzinfo=timezone.utc)
 
 
@@ -93,8 +95,8 @@ def populated(tmp_path):
         sha, rel = images.put(rec.frame.image)
         with transaction(conn):
             write_record(conn, rec, sha, rel)
-    add_review(conn, "old-reviewed", "ann", "accept")
-    add_incident(conn, "old-incident", "near_miss", user="sam")
+    add_review(conn, "old-reviewed", logged_in(conn, "operator", "ann"), "accept")
+    add_incident(conn, "old-incident", "near_miss", session=logged_in(conn, "safety_manager", "sam"))
     return conn, images, now
 
 

@@ -16,7 +16,10 @@ from inspector.store.audit import verify
 from inspector.store.db import MIGRATIONS, StoreError, open_db, schema_version, transaction
 from inspector.store.queries import add_incident, set_incident_status
 from inspector.store.writer import DecisionRecord, write_record
+from inspector.store.sessions import PermissionDenied, Session
 from inspector.util.canonical import canonical_json, iso_utc, sha256_text
+
+from helpers.sessions import logged_in
 
 T0 = datetime(2026, 5, 4, 8, 0, tzinfo=timezone.utc)
 RUN = "run-1"
@@ -47,6 +50,16 @@ def record(i: int, events=()) -> DecisionRecord:
 def write(conn, rec: DecisionRecord) -> None:
     with transaction(conn):
         write_record(conn, rec)
+
+
+@pytest.fixture
+def sam(conn):
+    return logged_in(conn, "safety_manager", "sam")
+
+
+@pytest.fixture
+def ann(conn):
+    return logged_in(conn, "safety_manager", "ann")
 
 
 @pytest.fixture
@@ -103,17 +116,17 @@ def test_an_incident_rolls_back_with_its_decision(conn):
     assert incidents.incident(conn, key=KEY)["seq"] == 0
 
 
-def test_human_steps_keep_who_and_when_and_are_audited(conn):
+def test_human_steps_keep_who_and_when_and_are_audited(conn, sam, ann):
     iid = incidents.incident(conn, key=KEY)["id"]
     t1, t2 = T0 + timedelta(minutes=5), T0 + timedelta(minutes=9)
-    incidents.acknowledge(conn, iid, user="sam", t=t1)
-    incidents.close(conn, iid, user="sam", note="talked to the worker", t=t2)
+    incidents.acknowledge(conn, iid, session=sam, t=t1)
+    incidents.close(conn, iid, session=sam, note="talked to the worker", t=t2)
     inc = incidents.incident(conn, iid)
     assert (inc["status"], inc["acknowledged_by"], inc["acknowledged_at"]) == ("closed", "sam", iso_utc(t1))
     assert (inc["resolved_by"], inc["resolved_at"], inc["resolution_note"]) == ("sam", iso_utc(t2),
                                                                                 "talked to the worker")
-    incidents.reopen(conn, iid, user="sam")
-    incidents.mark_false_alarm(conn, iid, user="ann", note="hat under the hood")
+    incidents.reopen(conn, iid, session=sam)
+    incidents.mark_false_alarm(conn, iid, session=ann, note="hat under the hood")
     assert actions_of(conn, iid)[1:] == [("sam", "incident.acknowledged"), ("sam", "incident.closed"),
                                          ("sam", "incident.open"), ("ann", "incident.false_alarm")]
     assert incidents.incident(conn, iid)["status"] == "false_alarm"
@@ -123,25 +136,26 @@ def test_human_steps_keep_who_and_when_and_are_audited(conn):
 
 
 @pytest.mark.parametrize("step, message", [
-    (lambda c, i: incidents.reopen(c, i, user="sam"), "is open; it cannot become open"),
-    (lambda c, i: incidents.acknowledge(c, i, user=""), "needs the user"),
-    (lambda c, i: incidents.acknowledge(c, 999, user="sam"), "incident 999 does not exist"),
-    (lambda c, i: set_incident_status(c, i, "gone", user="sam"), "status must be one of"),
+    (lambda c, i, sam: incidents.reopen(c, i, session=sam), "is open; it cannot become open"),
+    (lambda c, i, sam: incidents.acknowledge(c, i, session=Session("sam", "safety_manager")), "not logged in"),
+    (lambda c, i, sam: incidents.acknowledge(c, i, session="sam"), "not a log-in session"),
+    (lambda c, i, sam: incidents.acknowledge(c, 999, session=sam), "incident 999 does not exist"),
+    (lambda c, i, sam: set_incident_status(c, i, "gone", session=sam), "status must be one of"),
 ])
-def test_bad_steps_write_nothing(conn, step, message):
+def test_bad_steps_write_nothing(conn, sam, step, message):
     iid = incidents.incident(conn, key=KEY)["id"]
     before = conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0]
-    with pytest.raises((StoreError, ValueError), match=message):
-        step(conn, iid)
+    with pytest.raises((StoreError, ValueError, PermissionDenied), match=message):
+        step(conn, iid, sam)
     assert conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == before
     assert incidents.incident(conn, iid)["status"] == "open" and not conn.in_transaction
 
 
-def test_a_closed_incident_cannot_be_acknowledged(conn):
+def test_a_closed_incident_cannot_be_acknowledged(conn, sam):
     iid = incidents.incident(conn, key=KEY)["id"]
-    incidents.close(conn, iid, user="sam")
+    incidents.close(conn, iid, session=sam)
     with pytest.raises(StoreError, match="is closed; it cannot become acknowledged"):
-        incidents.acknowledge(conn, iid, user="sam")
+        incidents.acknowledge(conn, iid, session=sam)
 
 
 @pytest.mark.parametrize("column, value", [("clip_sha256", "0" * 64), ("worst_frame_id", "x"), ("key", None)])
@@ -165,10 +179,10 @@ def test_evidence_is_recorded_on_its_incident(conn):
     assert verify(conn).ok
 
 
-def test_false_alarms_name_their_stored_evidence_frames(conn):
+def test_false_alarms_name_their_stored_evidence_frames(conn, ann):
     iid = incidents.incident(conn, key=KEY)["id"]
     assert incidents.false_alarm_frames(conn) == []
-    incidents.mark_false_alarm(conn, iid, user="ann", note="reflective jacket")
+    incidents.mark_false_alarm(conn, iid, session=ann, note="reflective jacket")
     frames = incidents.false_alarm_frames(conn)
     assert {f["frame_id"] for f in frames} == {frame_id(0), frame_id(2)}
     assert {(f["incident_id"], f["user"], f["note"]) for f in frames} == {(iid, "ann", "reflective jacket")}
@@ -192,16 +206,16 @@ def test_a_version_5_database_with_manual_incidents_migrates_and_still_verifies(
     raw.close()
 
     conn = open_db(path)
-    assert schema_version(conn) == len(MIGRATIONS) == 6
+    assert schema_version(conn) == len(MIGRATIONS) >= 6
     assert verify(conn).ok
-    set_incident_status(conn, 1, "closed", user="sam", note="fixed")
+    set_incident_status(conn, 1, "closed", session=logged_in(conn, "safety_manager", "sam"), note="fixed")
     assert incidents.incident(conn, 1)["resolved_by"] == "sam" and verify(conn).ok
     assert {"analysis_segments"} <= {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     conn.close()
 
 
-def test_manual_incidents_still_work(conn):
-    iid = add_incident(conn, frame_id(1), "near_miss", user="sam", severity="low")
+def test_manual_incidents_still_work(conn, sam):
+    iid = add_incident(conn, frame_id(1), "near_miss", session=sam, severity="low")
     inc = incidents.incident(conn, iid)
     assert not inc["automatic"] and inc["camera"] == "gate" and inc["evidence"] == {}
     assert [i["id"] for i in incidents.incidents(conn, newest_first=True, limit=1)] == [iid]

@@ -24,7 +24,10 @@ from inspector.store.queries import (
     reviews,
     stats,
 )
+from inspector.store.sessions import PermissionDenied, Session
 from inspector.store.writer import DecisionRecord, write_record
+
+from helpers.sessions import logged_in
 
 T0 = datetime(2026, 5, 4, 8, 0, tzinfo=timezone.utc)
 NAMES = ("particle", "scratch")
@@ -50,6 +53,16 @@ def _record(i: int, fid: str, verdict: str, lot: str, wafer: str, classes: list[
     error = "camera timeout" if verdict == "not_inspected" else None
     dec = Decision(fid, verdict, reasons, det, "ms-7", "cfg-7", t + timedelta(seconds=1), error=error)
     return DecisionRecord(frame, dec, [det.with_model_index(0)], "run-1", NAMES, False)
+
+
+@pytest.fixture
+def ann(conn):
+    return logged_in(conn, "engineer", "ann")
+
+
+@pytest.fixture
+def sam(conn):
+    return logged_in(conn, "safety_manager", "sam")
 
 
 @pytest.fixture
@@ -101,20 +114,20 @@ def test_frame_detections_round_trip(conn):
     assert frame_detections(conn, "a1", model_index=3) == [] and frame_detections(conn, "nope") == []
 
 
-def test_review_queue_holds_unreviewed_flagged_frames(conn):
+def test_review_queue_holds_unreviewed_flagged_frames(conn, ann):
     assert ids(review_queue(conn)) == ["a5", "a3", "a2", "a1"]  # newest first; pass and not_inspected left out
     assert ids(review_queue(conn, newest_first=False, limit=2)) == ["a1", "a2"]
-    rid = add_review(conn, "a2", "ann", "change_class", verdict="fail", labels=[{"xyxy": [1, 2, 3, 4], "class": 1}])
+    rid = add_review(conn, "a2", ann, "change_class", verdict="fail", labels=[{"xyxy": [1, 2, 3, 4], "class": 1}])
     assert ids(review_queue(conn)) == ["a5", "a3", "a1"]
     (r,) = reviews(conn, "a2")
     assert r["id"] == rid and r["labels"] == [{"xyxy": [1, 2, 3, 4], "class": 1}] and r["verdict"] == "fail"
     assert ids(review_queue(conn, lot="L2")) == ["a5", "a3"]
 
 
-def test_human_actions_append_their_audit_row(conn):
+def test_human_actions_append_their_audit_row(conn, ann, sam):
     before = conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0]
-    rid = add_review(conn, "a1", "ann", "reject_false_alarm", note="reflection")
-    iid = add_incident(conn, "a5", "missing_helmet", user="sam", severity="high")
+    rid = add_review(conn, "a1", ann, "reject_false_alarm", note="reflection")
+    iid = add_incident(conn, "a5", "missing_helmet", session=sam, severity="high")
     record_event(conn, actor="station", action="wafer.judged", entity="wafer", entity_id="L1-W01",
                  payload={"verdict": "fail", "signature": "edge_ring"})
     rows = conn.execute("SELECT actor, action, entity, entity_id FROM audit WHERE seq > ? ORDER BY seq",
@@ -127,43 +140,60 @@ def test_human_actions_append_their_audit_row(conn):
     assert verify(conn).ok
 
 
-def test_human_action_and_audit_row_commit_together(conn, monkeypatch):
+def test_human_action_and_audit_row_commit_together(conn, monkeypatch, ann):
     def broken_append(*a, **k):
         raise OSError("disk gone")
 
     monkeypatch.setattr(audit, "append", broken_append)
     with pytest.raises(OSError):
-        add_review(conn, "a1", "ann", "accept")
+        add_review(conn, "a1", ann, "accept")
     assert conn.execute("SELECT COUNT(*) FROM reviews").fetchone()[0] == 0  # no review without its audit row
 
 
 @pytest.mark.parametrize("call, error, message", [
-    (lambda c: add_review(c, "a1", "ann", "approve"), ValueError, "review action must be one of"),
-    (lambda c: add_review(c, "ghost", "ann", "accept"), StoreError, "frame 'ghost' is not in the store"),
-    (lambda c: add_review(c, "a1", "", "accept"), ValueError, "needs the user"),
-    (lambda c: add_review(c, "a1", "ann", "accept", verdict="maybe"), ValueError, "maybe"),
-    (lambda c: add_incident(c, "ghost", "fall", user="sam"), StoreError, "frame 'ghost'"),
-    (lambda c: add_incident(c, "a1", "fall", user="sam", severity="huge"), ValueError, "severity"),
-    (lambda c: record_event(c, actor="x", action="y", entity="reviews", entity_id="1", payload={}), ValueError,
-     "audited by the function"),
+    (lambda c, ann, sam: add_review(c, "a1", ann, "approve"), ValueError, "review action must be one of"),
+    (lambda c, ann, sam: add_review(c, "ghost", ann, "accept"), StoreError, "frame 'ghost' is not in the store"),
+    (lambda c, ann, sam: add_review(c, "a1", ann, "accept", verdict="maybe"), ValueError, "maybe"),
+    (lambda c, ann, sam: add_incident(c, "ghost", "fall", session=sam), StoreError, "frame 'ghost'"),
+    (lambda c, ann, sam: add_incident(c, "a1", "fall", session=sam, severity="huge"), ValueError, "severity"),
+    (lambda c, ann, sam: record_event(c, actor="x", action="y", entity="reviews", entity_id="1", payload={}),
+     ValueError, "audited by the function"),
 ])
-def test_bad_human_actions_write_nothing(conn, call, error, message):
+def test_bad_human_actions_write_nothing(conn, ann, sam, call, error, message):
     before = conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0]
     with pytest.raises(error, match=message):
-        call(conn)
+        call(conn, ann, sam)
     assert conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == before
     assert conn.execute("SELECT COUNT(*) FROM reviews").fetchone()[0] == 0
     assert not conn.in_transaction
 
 
-def test_stats(conn):
-    add_review(conn, "a1", "ann", "accept")
-    add_incident(conn, None, "fall", user="sam", zone="z3")
+@pytest.mark.parametrize("who", ["ann", Session("ann", "engineer"), Session("ann", "engineer", "forged")])
+def test_add_review_without_a_live_session_is_refused(conn, ann, who):
+    with pytest.raises(PermissionDenied, match="not a log-in session|not logged in"):
+        add_review(conn, "a1", who, "accept")
+    assert reviews(conn) == []
+
+
+def test_the_store_checks_the_role_and_the_account(conn, ann, sam):
+    with pytest.raises(PermissionDenied, match="needs role engineer or operator"):
+        add_review(conn, "a1", sam, "accept")
+    with pytest.raises(PermissionDenied, match="needs role safety_manager"):
+        add_incident(conn, "a1", "fall", session=ann)
+    conn.execute("UPDATE users SET active = 0 WHERE name = 'ann'")  # even around the actions
+    with pytest.raises(PermissionDenied, match="the account is deactivated"):
+        add_review(conn, "a1", ann, "accept")
+    assert reviews(conn) == [] and conn.execute("SELECT COUNT(*) FROM incidents").fetchone()[0] == 0
+
+
+def test_stats(conn, ann, sam):
+    add_review(conn, "a1", ann, "accept")
+    add_incident(conn, None, "fall", session=sam, zone="z3")
     s = stats(conn)
     assert (s["frames"], s["decisions"], s["reviews"], s["incidents"], s["runs"]) == (6, 6, 1, 1, 1)
     assert s["verdicts"] == {"pass": 1, "fail": 2, "review": 1, "error": 1, "not_inspected": 1}
     assert s["unreviewed_flagged"] == 3 and s["detections_kept"] == 4
-    assert s["audit_rows"] == 1 + 6 + 2 and s["audit_head"]["seq"] == s["audit_rows"]
+    assert s["audit_rows"] == 2 + 1 + 6 + 2 and s["audit_head"]["seq"] == s["audit_rows"]
     assert s["first_t"] == "2026-05-04T08:00:00.000000+00:00" and s["last_t"] == "2026-05-04T08:05:00.000000+00:00"
     assert s["db_bytes"] > 0
     json.dumps(s)  # plain data
@@ -192,11 +222,12 @@ def test_export_jsonl_has_the_boxes(conn, tmp_path):
     assert rows[0]["detections"] == []
 
 
-def test_export_other_tables_and_bad_arguments(conn, tmp_path):
-    add_review(conn, "a1", "ann", "relabel", labels=[{"class": 0}])
+def test_export_other_tables_and_bad_arguments(conn, tmp_path, ann):
+    add_review(conn, "a1", ann, "relabel", labels=[{"class": 0}])
     assert export(conn, tmp_path / "r.csv", table="reviews") == 1
     assert "relabel" in (tmp_path / "r.csv").read_text()
-    assert export(conn, tmp_path / "i.jsonl", fmt="jsonl", table="incidents") == 0
+    with pytest.raises(ValueError, match="report columns"):  # incidents go through the reports' columns
+        export(conn, tmp_path / "i.jsonl", fmt="jsonl", table="incidents")
     with pytest.raises(ValueError, match="format"):
         export(conn, tmp_path / "x", fmt="xml")
     with pytest.raises(ValueError, match="table"):

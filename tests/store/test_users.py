@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from inspector.store import audit, users
+from inspector.store import audit, login_throttle, users
 from inspector.store.audit import canonical_json, sha256_text, verify
 from inspector.store.db import open_db
 
@@ -99,7 +100,7 @@ def test_every_change_appends_an_audit_row_and_keeps_the_chain(conn):
     users.activate(conn, "OLGA", actor="ada")
     actions = [(r["actor"], r["action"], r["entity_id"]) for r in audit_rows(conn)]
     assert actions == [("cli:root", "user.add", "ada"), ("ada", "user.add", "olga"), ("ada", "user.role", "olga"),
-                       ("ada", "user.password", "olga"), ("ada", "user.deactivate", "olga"),
+                       ("ada", "user.password_changed", "olga"), ("ada", "user.deactivate", "olga"),
                        ("ada", "user.activate", "olga")]
     assert users.get_user(conn, "olga")["role"] == "engineer"
     assert verify(conn).ok and users.verify_users(conn) == []
@@ -216,6 +217,73 @@ def test_login_succeeds_when_the_rehash_cannot_be_written(conn, monkeypatch):
     assert users.authenticate(conn, "olga", PW)["name"] == "olga"
     conn.execute("ROLLBACK")
     assert _stored_hash(conn, "olga") == old  # kept until a later log-in
+
+
+# --- failed log-ins: audited, throttled, bounded -------------------------------------------------
+
+T = datetime(2026, 6, 1, 8, 0, tzinfo=timezone.utc)
+
+
+def failed_rows(conn):
+    return [(r["actor"], r["entity_id"]) for r in audit_rows(conn, "login") if r["action"] == "user.login_failed"]
+
+
+def test_failed_log_ins_are_audited_and_the_sixth_is_refused_even_with_the_right_password(conn):
+    users.add_user(conn, "olga", "operator", PW, actor="cli:root")
+    for _ in range(login_throttle.FREE_FAILURES):
+        with pytest.raises(users.LoginError, match="unknown user or wrong password"):
+            users.authenticate(conn, "olga", "wrong password", now=T)
+    with pytest.raises(users.LoginThrottled, match="too many failed log-ins; try again in 59 s") as e:
+        users.authenticate(conn, "OLGA", PW, now=T + timedelta(seconds=1))
+    assert e.value.until == T + timedelta(seconds=login_throttle.BASE_LOCK_S)
+    assert failed_rows(conn) == [("system:login", "olga")] * 6
+    assert users.authenticate(conn, "olga", PW, now=e.value.until)["name"] == "olga"  # after the lock
+    for _ in range(login_throttle.FREE_FAILURES - 1):  # the success forgot the failures
+        with pytest.raises(users.LoginError):
+            users.authenticate(conn, "olga", "wrong password", now=e.value.until)
+    assert users.authenticate(conn, "olga", PW, now=e.value.until)["name"] == "olga"
+    assert verify(conn).ok
+
+
+def test_unknown_names_are_throttled_alike_and_not_written_down(conn):
+    users.add_user(conn, "olga", "operator", PW, actor="cli:root")
+    typed = "my-Secret-passw0rd"  # a password typed into the name field
+    for _ in range(login_throttle.FREE_FAILURES):
+        with pytest.raises(users.LoginError):
+            users.authenticate(conn, typed, "x", now=T)
+    with pytest.raises(users.LoginThrottled):
+        users.authenticate(conn, typed, "x", now=T)
+    assert failed_rows(conn) == [("system:login", "(unknown)")] * 6
+    dump = "\n".join(conn.iterdump())
+    assert typed not in dump and typed.lower() not in dump
+
+
+def test_locks_grow_but_stay_bounded_and_the_owner_can_lift_them(conn):
+    users.add_user(conn, "ada", "admin", PW, actor="cli:root")
+    t = T
+    for _ in range(login_throttle.FREE_FAILURES + 12):  # an attacker trying again as each lock ends
+        with pytest.raises(users.LoginError):
+            users.authenticate(conn, "ada", "guess", now=t)
+        t = login_throttle.locked_until(conn, "ada", t) or t
+    assert t - T < timedelta(hours=3)  # about one try per MAX_LOCK_S: never locked for good
+    until = login_throttle.locked_until(conn, "ada", t - timedelta(seconds=1))
+    assert until is not None and until - t <= timedelta(seconds=login_throttle.MAX_LOCK_S)
+    with pytest.raises(users.LoginThrottled):
+        users.authenticate(conn, "ada", PW, now=t - timedelta(seconds=1))
+    assert users.unlock(conn, "ada", actor="cli:owner")
+    assert users.authenticate(conn, "ada", PW, now=t - timedelta(seconds=1))["name"] == "ada"
+    assert audit_rows(conn, "login")[-1]["action"] == "user.unlock" and verify(conn).ok
+
+
+def test_many_names_failing_lock_every_log_in_for_a_while(conn):
+    users.add_user(conn, "ada", "admin", PW, actor="cli:root")
+    for i in range(login_throttle.GLOBAL_FREE_FAILURES):
+        with pytest.raises(users.LoginError):
+            users.authenticate(conn, f"guess{i}", "x", now=T)
+    with pytest.raises(users.LoginThrottled):
+        users.authenticate(conn, "ada", PW, now=T)
+    later = T + timedelta(seconds=login_throttle.BASE_LOCK_S)
+    assert users.authenticate(conn, "ada", PW, now=later)["name"] == "ada"
 
 
 # --- tampering -----------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ from training.cli import main
 from training.datasets import dataset_content_hash, split_by_group
 from training.from_db import PROVENANCE_FILE, export_from_db, read_db
 
+from helpers.sessions import logged_in
+
 REPO = Path(__file__).resolve().parents[2]
 W, H = 64, 48
 NAMES = ("particle", "scratch")
@@ -66,19 +68,20 @@ def store(tmp_path_factory) -> Path:
         stored = {f.result(10).frame_id: f.result(10) for f in futures}
     conn = open_db(db, create=False)
     try:
-        add_review(conn, "f-acc", "ann", "accept")
-        add_review(conn, "f-rej", "ann", "reject_false_alarm", verdict="pass")
-        add_review(conn, "f-rej-keep", "ann", "reject_false_alarm",
+        ann, bob = logged_in(conn, "engineer", "ann"), logged_in(conn, "engineer", "bob")
+        add_review(conn, "f-acc", ann, "accept")
+        add_review(conn, "f-rej", ann, "reject_false_alarm", verdict="pass")
+        add_review(conn, "f-rej-keep", ann, "reject_false_alarm",
                    labels=[{"class": "particle", "xyxy": P_BOX}])
-        add_review(conn, "f-chg", "bob", "change_class", labels=[{"class": "scratch", "xyxy": P_BOX}])
-        add_review(conn, "f-rel", "bob", "relabel", labels=REL_LABELS)
-        add_review(conn, "f-latest", "ann", "accept")
-        add_review(conn, "f-latest", "bob", "reject_false_alarm", note="second look: dust on the lens")
-        add_review(conn, "f-badclass", "ann", "relabel", labels=[{"class": "crack", "xyxy": P_BOX}])
-        add_review(conn, "f-outside", "ann", "relabel", labels=[{"class": "particle", "xyxy": [50, 10, 90, 30]}])
-        add_review(conn, "f-missing", "ann", "accept")
-        add_review(conn, "f-error", "ann", "accept")
-        add_review(conn, "f-pass", "ann", "accept")
+        add_review(conn, "f-chg", bob, "change_class", labels=[{"class": "scratch", "xyxy": P_BOX}])
+        add_review(conn, "f-rel", bob, "relabel", labels=REL_LABELS)
+        add_review(conn, "f-latest", ann, "accept")
+        add_review(conn, "f-latest", bob, "reject_false_alarm", note="second look: dust on the lens")
+        add_review(conn, "f-badclass", ann, "relabel", labels=[{"class": "crack", "xyxy": P_BOX}])
+        add_review(conn, "f-outside", ann, "relabel", labels=[{"class": "particle", "xyxy": [50, 10, 90, 30]}])
+        add_review(conn, "f-missing", ann, "accept")
+        add_review(conn, "f-error", ann, "accept")
+        add_review(conn, "f-pass", ann, "accept")
     finally:
         conn.close()
     (data / "images" / stored["f-missing"].image_path).unlink()
@@ -169,10 +172,11 @@ def test_degenerate_and_malformed_labels_are_reported(tmp_path: Path) -> None:
         for i, fid in enumerate(("a", "b", "c", "d")):
             w.submit(_record(i, fid, "fail", "L1", [(0, P_BOX)])).result(10)
     conn = open_db(data / "s.sqlite", create=False)
-    add_review(conn, "a", "ann", "relabel", labels=[{"class": "particle", "xyxy": [5, 5, 5, 9]}])
-    add_review(conn, "b", "ann", "relabel", labels=[{"class": 0, "xyxy": P_BOX}, "box"])
-    add_review(conn, "c", "ann", "change_class")  # no labels: the corrected class is unknown
-    add_review(conn, "d", "ann", "relabel",
+    ann = logged_in(conn, "engineer", "ann")
+    add_review(conn, "a", ann, "relabel", labels=[{"class": "particle", "xyxy": [5, 5, 5, 9]}])
+    add_review(conn, "b", ann, "relabel", labels=[{"class": 0, "xyxy": P_BOX}, "box"])
+    add_review(conn, "c", ann, "change_class")  # no labels: the corrected class is unknown
+    add_review(conn, "d", ann, "relabel",
                labels=[{"class": "particle", "xyxy": P_BOX}, {"class": "particle", "xyxy": P_BOX},
                        {"class": "scratch", "xyxy": [60, 40, 64.5, 48]}])  # a duplicate; 0.5 px over: clipped
     conn.close()
@@ -272,10 +276,45 @@ def test_reads_read_only_while_the_station_is_writing(tmp_path: Path) -> None:
     with StoreWriter(data / "s.sqlite", ImageStore(data / "images"), image_workers=1) as w:
         w.submit(_record(0, "a", "fail", "L1", [(0, P_BOX)])).result(10)
         conn = open_db(data / "s.sqlite", create=False)
-        add_review(conn, "a", "ann", "accept")
+        add_review(conn, "a", logged_in(conn, "engineer", "ann"), "accept")
         ex = read_db(data / "s.sqlite")  # names from the database's detections: only particles were seen
         assert ex.build.class_names == ["particle"] and len(ex.build.samples) == 1
         w.submit(_record(1, "b", "pass", "L1", [])).result(10)  # the writer is not blocked by the reader
         conn.close()
     ro_after = read_db(data / "s.sqlite", names=["particle", "scratch", "residue"])
     assert ro_after.build.class_names == ["particle", "scratch", "residue"]
+
+
+def test_false_alarm_incident_frames_are_listed_to_relabel_not_exported_as_labels(tmp_path: Path) -> None:
+    from inspector.store.incidents import mark_false_alarm
+    from inspector.store.queries import add_incident
+
+    data = tmp_path / "data"
+    db = data / "inspector.sqlite"
+    rows = [("fa-1", "fail", "L1", [(0, P_BOX)]), ("fa-2", "fail", "L1", [(1, S_BOX)]),
+            ("ok-1", "fail", "L2", [(0, P_BOX)])]
+    with StoreWriter(db, ImageStore(data / "images"), image_workers=1) as w:
+        for f in [w.submit(_record(i, *row)) for i, row in enumerate(rows)]:
+            f.result(10)
+    conn = open_db(db, create=False)
+    try:
+        sam, ann = logged_in(conn, "safety_manager", "sam"), logged_in(conn, "engineer", "ann")
+        for fid in ("fa-1", "fa-2"):
+            iid = add_incident(conn, fid, "no_hard_hat", session=sam)
+            mark_false_alarm(conn, iid, session=sam, note="hat was there")
+        add_review(conn, "fa-2", ann, "relabel", labels=[{"class": "scratch", "xyxy": S_BOX}])  # relabelled since
+        add_review(conn, "ok-1", ann, "accept")
+    finally:
+        conn.close()
+    out = tmp_path / "out"
+    export, manifest = export_from_db(db, out, names=NAMES, group_by="none", val_fraction=0.0)
+    labels = _labels(out)
+    assert set(labels) == {"fa-2", "ok-1"}  # the unreviewed false alarm is no label file at all
+    (todo,) = [json.loads(ln) for ln in (out / "to_label.jsonl").read_text().splitlines()]
+    assert todo["frame_id"] == "fa-1" and todo["incidents"][0]["kind"] == "no_hard_hat"
+    assert todo["incidents"][0]["user"] == "sam" and todo["incidents"][0]["note"] == "hat was there"
+    assert todo["model_boxes"] == [{"class": "particle", "xyxy": P_BOX, "score": pytest.approx(0.9)}]
+    assert manifest["to_label"] == {"file": "to_label.jsonl", "records": 1}
+    prov = {json.loads(ln)["frame_id"]: json.loads(ln) for ln in (out / PROVENANCE_FILE).read_text().splitlines()}
+    assert prov["fa-2"]["false_alarm_incidents"] and "false_alarm_incidents" not in prov["ok-1"]
+    assert any("to_label.jsonl" in n for n in export.build.notes)

@@ -5,9 +5,12 @@ these, which check the session's role against :data:`PERMISSIONS` *before* touch
 refused action writes no row and no audit row) and then write through the store, whose functions
 append the audit row in the same transaction as the change.
 
-When a connection is at hand, every check also re-reads the user from the database, so a user
-deactivated (or given another role) after logging in cannot keep acting with an old session, and
-a hand-made ``Session`` for a name that is not a user is refused.
+A ``Session`` comes only from :func:`login` (a password; failures throttled and audited) or, for
+the station's own unattended work, from :func:`system_session` (recorded and audited): each
+carries a random token whose sha256 the database keeps. Every check looks the token up (in the
+given connection, else in the database that issued the session), and re-reads the user, so a
+hand-made ``Session``, an ended or expired one, a deactivated user or a changed role is refused.
+The store's writers (reviews, incidents) make the same check at their entry.
 
 Run-time settings: an engineer may move rule thresholds and model confidence floors while the
 station runs, but only within :class:`Limit` s computed by :func:`tunable_limits` from the
@@ -39,7 +42,9 @@ from inspector.station.actions.auth import (
     Session,
     allowed,
     login,
+    logout,
     require,
+    system_session,
 )
 from inspector.station.actions.models import TOOL_TIMEOUT_S, Runner, ToolResult, models_promote, models_rollback
 from inspector.station.actions.reports import (
@@ -77,7 +82,7 @@ __all__ = [
     "scheduled_report",
     "DEFAULT_MAX_STEP", "PERMISSIONS", "REVIEW_PERMISSION", "Limit", "PermissionDenied", "Session", "SettingsError",
     "ToolResult", "acknowledge_incident", "activate", "add_incident", "add_user", "allowed", "change_own_password", "change_settings",
-    "close_incident", "deactivate", "login", "mark_false_alarm", "models_promote", "models_rollback", "require", "review", "review_queue",
-    "set_incident_status", "set_password", "set_role", "tunable_limits", "view_decisions",
+    "close_incident", "deactivate", "login", "logout", "mark_false_alarm", "models_promote", "models_rollback", "require", "review", "review_queue",
+    "set_incident_status", "set_password", "set_role", "system_session", "tunable_limits", "view_decisions",
     "view_incidents",
 ]

@@ -6,7 +6,7 @@ import sqlite3
 from typing import Any
 
 from inspector.station.actions.auth import PermissionDenied, Session, require
-from inspector.store import users
+from inspector.store import sessions, users
 
 
 # --------------------------------------------------------------------------------------------
@@ -45,18 +45,15 @@ def activate(conn: sqlite3.Connection, session: Session, name: str) -> None:
 
 
 def change_own_password(conn: sqlite3.Connection, session: Session, old_password: str, new_password: str) -> None:
-    """Any active user may change their own password, given the current one."""
+    """Any active user may change their own password, given the current one (audited as
+    ``user.password_changed``); their other sessions end, this one goes on."""
+    # The session first: a forged one must not be a way to try passwords.
+    sessions.check(conn, session, None, "change their password")
     try:
         users.authenticate(conn, session.user, old_password)
-    except users.LoginError:
+    except users.LoginError as e:
         raise PermissionDenied(session.user, session.role, "change their password",
-                               "the current password is wrong") from None
-    _require_current(conn, session, "change their password")
-    users.set_password(conn, session.user, new_password, actor=session.user)
-
-
-def _require_current(conn: sqlite3.Connection, session: Session, action: str) -> None:
-    # No permission needed, but the account must still exist, be active and hold the same role.
-    row = users.get_user(conn, session.user)
-    if row is None or not row["active"] or row["role"] != session.role:
-        raise PermissionDenied(session.user, session.role, action, "the session is stale; log in again")
+                               str(e) if isinstance(e, users.LoginThrottled) else "the current password is wrong") \
+            from None
+    users.set_password(conn, session.user, new_password, actor=session.user,
+                       keep_session=sessions.token_sha256(session))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inspector.station.actions.auth import Session, require
-from inspector.store import audit
+from inspector.store import audit, sessions
 from inspector.store.db import transaction
 
 
@@ -54,20 +54,29 @@ def _run_subprocess(args: Sequence[str], env: Mapping[str, str]) -> tuple[int, s
 
 def _train_tool(session: Session, command: str, target: str, pattern: str, what: str, registry: str | Path | None,
                 reason: str, conn: sqlite3.Connection | None, runner: Runner | None) -> ToolResult:
-    require(session, "models", f"{command} {target}", conn)
+    action = f"{command} {target}"
+    sessions.check_role(session, "models", action)  # a wrong role is refused before any database work
     if not re.match(pattern, target):
         raise ValueError(f"{command}: expected {what}, got {target!r}")
-    # --opt=value forms and '--' keep a value starting with '-' from being read as an option.
-    args = [sys.executable, "-m", "training.cli", command, f"--user={session.user}", f"--reason={reason}"]
-    if registry is not None:
-        args.append(f"--registry={registry}")
-    args += ["--", target]
-    rc, output = (runner or _run_subprocess)(args, {"INSPECTOR_USER": session.user})
-    if conn is not None:  # the registry logs the event too; this puts it in the station's chain
-        with transaction(conn):
-            audit.append(conn, actor=session.user, action=f"models.{command}", entity="registry",
+    # No connection given: the session's own database checks it and keeps the audit row; no
+    # path runs the tool unchecked or unaudited.
+    own = sessions.connect(session) if conn is None else None
+    db = conn if own is None else own
+    try:
+        require(session, "models", action, db)
+        # --opt=value forms and '--' keep a value starting with '-' from being read as an option.
+        args = [sys.executable, "-m", "training.cli", command, f"--user={session.user}", f"--reason={reason}"]
+        if registry is not None:
+            args.append(f"--registry={registry}")
+        args += ["--", target]
+        rc, output = (runner or _run_subprocess)(args, {"INSPECTOR_USER": session.user})
+        with transaction(db):  # the registry logs the event too; this puts it in the station's chain
+            audit.append(db, actor=session.user, action=f"models.{command}", entity="registry",
                          entity_id=target, payload={"registry": None if registry is None else str(registry),
                                                     "reason": reason, "returncode": rc})
+    finally:
+        if own is not None:
+            own.close()
     return ToolResult(tuple(args), rc, output)
 
 
@@ -76,7 +85,8 @@ def models_promote(session: Session, spec: str, registry: str | Path | None = No
     """Run ``inspector-train promote NAME@VERSION --user <session.user>`` (engineer only).
 
     The registry's gate decides; a refusal comes back as a non-zero exit code with its table in
-    ``output``. With ``conn`` the user is re-checked in the database and the attempt audited.
+    ``output``. The session is checked and the attempt audited in ``conn``, or without one in the
+    database that issued the session.
     """
     return _train_tool(session, "promote", spec, _PROMOTE_SPEC, "'name@version'", registry, reason, conn, runner)
 

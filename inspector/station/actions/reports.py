@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from inspector.station.actions.auth import Session, require
+from inspector.station.actions.auth import PermissionDenied, Session, require
 
 if TYPE_CHECKING:  # the reports package loads when a report is made, not with every action
     from datetime import datetime
@@ -79,16 +79,21 @@ def generate_incident_report(conn: sqlite3.Connection, session: Session, inciden
                    progress=progress or NO_PROGRESS).as_dict()
 
 
-def scheduled_report(conn: sqlite3.Connection, *, user: str, out: str | Path, fmt: str = "pdf",
+def scheduled_report(conn: sqlite3.Connection, session: Session, *, user: str, out: str | Path, fmt: str = "pdf",
                      data_dir: str | Path | None, since: datetime, until: datetime, station: str | None = None,
                      cameras: Any = None, zones: Any = None, kinds: Any = None, states: Any = None,
                      progress: Progress | None = None) -> dict[str, Any]:
-    """A period report the station's scheduler writes (no one logged in: the schedule in the
-    reviewed station config is the authority; ``user`` is the schedule's author, audited as the
-    report's generator). Filters are lists (any of them) or None."""
+    """A period report the station's scheduler writes. No person is logged in: ``session`` must be
+    a system session opened for ``reports`` (``actions.system_session``, recorded and audited
+    with the schedule as its reason); ``user`` is the schedule's author from the reviewed station
+    config, audited as the report's generator. Filters are lists (any of them) or None."""
     from inspector.reports import Period, ReportFilter, produce  # noqa: F811 (at run time)
     from inspector.util.progress import NO_PROGRESS
 
+    require(session, "reports", "write a scheduled report", conn)
+    if not session.system:  # a person's report is generate_report, in their own name
+        raise PermissionDenied(session.user, session.role, "write a scheduled report",
+                               "only the station's scheduler (a system session) writes scheduled reports")
     if not user:
         raise ValueError("a scheduled report names its user")
     flt = ReportFilter(station=station, camera=cameras, zone=zones, kind=kinds, state=states)

@@ -39,7 +39,7 @@ def review(conn: sqlite3.Connection, session: Session, frame_id: str, action: st
     if action not in REVIEW_PERMISSION:
         raise ValueError(f"review action must be one of {', '.join(REVIEW_PERMISSION)}, got {action!r}")
     require(session, REVIEW_PERMISSION[action], f"review.{action} frame {frame_id}", conn)
-    return queries.add_review(conn, frame_id, session.user, action, verdict, labels, note)
+    return queries.add_review(conn, frame_id, session, action, verdict, labels, note)
 
 
 # --------------------------------------------------------------------------------------------
@@ -52,7 +52,7 @@ def add_incident(conn: sqlite3.Connection, session: Session, frame_id: str | Non
                  note: str = "") -> int:
     """Record an incident as the session's user (safety manager); returns its id."""
     require(session, "incidents", f"record a {kind!r} incident", conn)
-    return queries.add_incident(conn, frame_id, kind, user=session.user, zone=zone, camera=camera,
+    return queries.add_incident(conn, frame_id, kind, session=session, zone=zone, camera=camera,
                                 severity=severity, note=note)
 
 
@@ -60,7 +60,7 @@ def set_incident_status(conn: sqlite3.Connection, session: Session, incident_id:
                         note: str = "") -> None:
     """Move an incident to open / acknowledged / closed / false_alarm (safety manager)."""
     require(session, "incidents", f"set incident {incident_id} to {status!r}", conn)
-    queries.set_incident_status(conn, incident_id, status, user=session.user, note=note)
+    queries.set_incident_status(conn, incident_id, status, session=session, note=note)
 
 
 def view_incidents(conn: sqlite3.Connection, session: Session, **filters: Any) -> list[dict[str, Any]]:
@@ -73,7 +73,7 @@ def view_incidents(conn: sqlite3.Connection, session: Session, **filters: Any) -
 def acknowledge_incident(conn: sqlite3.Connection, session: Session, incident_id: int) -> None:
     """Open -> acknowledged, as the session's user (safety manager)."""
     require(session, "incidents", f"acknowledge incident {incident_id}", conn)
-    incidents.acknowledge(conn, incident_id, user=session.user)
+    incidents.acknowledge(conn, incident_id, session=session)
 
 
 def close_incident(conn: sqlite3.Connection, session: Session, incident_id: int, note: str) -> None:
@@ -81,11 +81,11 @@ def close_incident(conn: sqlite3.Connection, session: Session, incident_id: int,
     if not note.strip():
         raise ValueError("closing an incident needs a note saying what was done")
     require(session, "incidents", f"close incident {incident_id}", conn)
-    incidents.close(conn, incident_id, user=session.user, note=note)
+    incidents.close(conn, incident_id, session=session, note=note)
 
 
 def mark_false_alarm(conn: sqlite3.Connection, session: Session, incident_id: int, note: str = "") -> None:
     """Open / acknowledged -> false_alarm (safety manager); its evidence frames become training
     material like a rejected review (``incidents.false_alarm_frames``)."""
     require(session, "incidents", f"mark incident {incident_id} a false alarm", conn)
-    incidents.mark_false_alarm(conn, incident_id, user=session.user, note=note)
+    incidents.mark_false_alarm(conn, incident_id, session=session, note=note)
