@@ -3,7 +3,10 @@
 Lifecycle of a row (table ``outbox``, migration 4 of inspector.store.db):
 
 1. inserted (``INSERT OR IGNORE`` on ``(transport, key)``) in the *same* transaction as its
-   decision: :func:`write_drafts` is the StoreWriter's ``outbox_hook``;
+   decision: :func:`write_drafts` is the StoreWriter's ``outbox_hook``. A JSON body gets the
+   audit chain head as of that transaction (``audit_head``, after the decision's audit row), then
+   each new row gets its own audit row (``outbox.queue``, hashing the body): an edited body is
+   found by ``db verify``, and a receiver's copy anchors the chain outside the database;
 2. read in ``id`` order by the transport's forwarder (:func:`pending`);
 3. marked ``delivered`` only after the receiver acknowledged it (:func:`mark_delivered`); a
    failure only counts ``attempts`` and keeps ``last_error`` (:func:`record_failure`).
@@ -24,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from inspector.mes.payload import with_audit_head
+from inspector.store import audit
 from inspector.store.db import transaction
 from inspector.util.canonical import canonical_json, iso_utc
 
@@ -57,10 +62,15 @@ class OutboxRow:
 
 
 def enqueue(conn: sqlite3.Connection, drafts: Iterable[Draft], *, image: Mapping[str, Any] | None = None,
-            created: str | None = None) -> int:
-    """Insert drafts (call inside a transaction); a key already queued for a transport is ignored.
-    Returns the number of new rows."""
+            created: str | None = None, actor: str = "station") -> int:
+    """Insert drafts (call inside the writing transaction); a key already queued for a transport is
+    ignored. Returns the number of new rows.
+
+    Order matters: the head is read before anything here is audited, so a JSON body carries the
+    head that includes its decision's audit row; each new row's ``outbox.queue`` audit row follows
+    (it hashes the body, so it cannot be inside it)."""
     created = created or iso_utc()
+    head = audit.audit_head(conn)
     texts: dict[int, str] = {}  # one body dict is often shared by several transports: serialise once
     rows = []
     for d in drafts:
@@ -70,14 +80,18 @@ def enqueue(conn: sqlite3.Connection, drafts: Iterable[Draft], *, image: Mapping
             text = texts.get(id(d.body))
             if text is None:
                 body = {**d.body, "image": dict(image)} if image is not None and "image" in d.body else d.body
-                text = texts[id(d.body)] = canonical_json(body)
+                text = texts[id(d.body)] = canonical_json(with_audit_head(body, head))
         else:
-            text = str(d.body)
+            text = str(d.body)  # KLARF text: a fixed format, no place for the head
         rows.append((d.transport, d.key, d.stream, d.kind, text, canonical_json(dict(d.meta)), created))
-    before = conn.total_changes
-    conn.executemany("INSERT OR IGNORE INTO outbox (transport, key, stream, kind, body, meta, created)"
-                     " VALUES (?,?,?,?,?,?,?)", rows)
-    return conn.total_changes - before
+    new = 0
+    for row in rows:  # one by one: each new row's id names its audit row
+        cur = conn.execute("INSERT OR IGNORE INTO outbox (transport, key, stream, kind, body, meta, created)"
+                           " VALUES (?,?,?,?,?,?,?)", row)
+        if cur.rowcount:
+            new += 1
+            audit.append(conn, actor=actor, action="outbox.queue", entity="outbox", entity_id=int(cur.lastrowid))
+    return new
 
 
 def write_drafts(conn: sqlite3.Connection, record: Any, stored: Any) -> None:

@@ -5,6 +5,13 @@ Pure functions from station objects to plain dicts (no I/O). The bodies are fixe
 outbox row is written, so a re-delivery sends the very same bytes; ``message_id`` (also sent as
 the HTTP ``Idempotency-Key`` header) is what a receiver de-duplicates on. The schema is
 :data:`UNIT_RESULT_SCHEMA` (JSON Schema, draft 2020-12), documented in docs/mes.md.
+
+Every JSON message also carries ``audit_head`` (:func:`with_audit_head`, added by the outbox when
+it queues the message): the station's audit chain head ``{seq, hash}`` as of the message's own
+transaction, so it includes the audit row of the decision (and incident events) the message
+reports. The outbox row's own audit row (which hashes this body) necessarily comes after it. A
+receiver that keeps messages holds heads the station's database alone cannot rewrite
+(``inspector db verify --mes-messages``).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ UNIT_SCHEMA_ID = "inspector.unit-result/1"
 WAFER_SCHEMA_ID = "inspector.wafer-result/1"
 INCIDENT_SCHEMA_ID = "inspector.incident-event/1"
 UNIT_KEYS = ("lot", "wafer", "die_x", "die_y", "camera", "zone")
+AUDIT_HEAD_KEY = "audit_head"
 
 
 def _iso(t: datetime) -> str:
@@ -113,6 +121,11 @@ def unit_payload(frame: Frame, decision: Decision, *, station: str, run_id: str,
         "t_decided": _iso(decision.t_decided),
         "image": None if image is None else dict(image),
     }
+
+
+def with_audit_head(body: Mapping[str, Any], head: tuple[int, str] | None) -> dict[str, Any]:
+    """The body with the audit chain head ``{seq, hash}`` (None on an empty chain)."""
+    return {**body, AUDIT_HEAD_KEY: None if head is None else {"seq": int(head[0]), "hash": str(head[1])}}
 
 
 def incident_key(station: str, key: str, seq: int) -> str:
@@ -237,6 +250,11 @@ UNIT_RESULT_SCHEMA: dict[str, Any] = {
         "image": {"oneOf": [{"type": "null"}, {"type": "object", "properties": {
             "sha256": {"type": "string"}, "path": {"type": "string",
                                                    "description": "relative to the station's data folder"}}}]},
+        AUDIT_HEAD_KEY: {"oneOf": [{"type": "null"}, {
+            "type": "object", "required": ["seq", "hash"],
+            "properties": {"seq": {"type": "integer"}, "hash": {"type": "string"}},
+            "description": "the station's audit chain head as of this message's transaction (includes this "
+                           "decision's audit row): keep it to check the station's record later"}]},
     },
 }
 
@@ -255,5 +273,6 @@ def check_unit_payload(p: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-__all__ = ["INCIDENT_SCHEMA_ID", "UNIT_KEYS", "UNIT_RESULT_SCHEMA", "UNIT_SCHEMA_ID", "WAFER_SCHEMA_ID", "check_unit_payload", "defects",
-           "idempotency_key", "incident_key", "incident_payload", "incident_stream", "safe_name", "stream_of", "unit_payload", "wafer_result_payload"]
+__all__ = ["AUDIT_HEAD_KEY", "INCIDENT_SCHEMA_ID", "UNIT_KEYS", "UNIT_RESULT_SCHEMA", "UNIT_SCHEMA_ID", "WAFER_SCHEMA_ID",
+           "check_unit_payload", "defects", "idempotency_key", "incident_key", "incident_payload", "incident_stream",
+           "safe_name", "stream_of", "unit_payload", "wafer_result_payload", "with_audit_head"]

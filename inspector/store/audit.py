@@ -14,8 +14,9 @@ entities they describe leaves a shorter chain that is still consistent. Publish
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,8 +27,8 @@ from inspector.util.canonical import canonical_json, iso_utc, sha256_text
 from inspector.util.hashchain import GENESIS, link_hash
 
 __all__ = [
-    "ENTITIES", "GENESIS", "INCIDENT_EXTENSION", "Problem", "VerifyResult", "append", "audit_head", "canonical_json", "entity_content",
-    "iso_utc", "label", "row_hash", "sha256_text", "verify",
+    "ENTITIES", "GENESIS", "INCIDENT_EXTENSION", "Anchor", "AnchorCheck", "Problem", "VerifyResult", "append",
+    "audit_head", "canonical_json", "entity_content", "iso_utc", "label", "row_hash", "sha256_text", "verify",
 ]
 
 
@@ -66,6 +67,10 @@ class _Entity:
     # Columns a later migration added: hashed only when set (not NULL), so a row audited before
     # they existed keeps its hash, while setting or clearing one still changes the content.
     extension: tuple[str, ...] = ()
+    # Retention deletes such rows (delivered MES messages): a missing one is not tampering.
+    prunable: bool = False
+    # Audited only since a later Inspector: rows older than the first audited one have no audit row.
+    covered_since_first: bool = False
 
 
 # Migration 6 (automatic incidents, human steps with who / when).
@@ -91,8 +96,51 @@ ENTITIES: dict[str, _Entity] = {
                 lambda i: f"run {i}"),
         # Never the password hash: the audit log may be exported; a swapped hash is outside its reach.
         _Entity("users", "name", False, ("name", "role", "active", "created", "updated"), lambda i: f"user {i}"),
+        # Delivery bookkeeping (attempts, errors, delivered) changes after queueing: not hashed.
+        _Entity("outbox", "id", True, (), lambda i: f"MES outbox message {i}", prunable=True,
+                covered_since_first=True),
+        # Stalls, freezes, reconnects, store gaps (inspector.store.events); an end updates the row
+        # and appends a newer audit row, which is the one checked.
+        _Entity("station_events", "id", True, (), lambda i: f"station event {i}"),
     )
 }
+
+_OUTBOX_SQL = "SELECT id, transport, key, stream, kind, body, meta, created FROM outbox WHERE id = ?"
+
+
+def _outbox_content(conn: sqlite3.Connection, row_id: str) -> dict | None:
+    try:
+        key = int(row_id)
+    except ValueError:
+        return None
+    row = conn.execute(_OUTBOX_SQL, (key,)).fetchone()
+    if row is None:
+        return None
+    rid, transport, mkey, stream, kind, body, meta, created = tuple(row)
+    # The body by its sha256 (a KLARF or report body can be large; the hash is what a receiver can check).
+    return {"row": {"id": rid, "transport": transport, "key": mkey, "stream": stream, "kind": kind,
+                    "body_sha256": sha256_text(str(body)), "meta": meta, "created": created}}
+
+
+_EVENT_SQL = "SELECT id, run_id, t, t_end, source, kind, detail FROM station_events WHERE id = ?"
+
+
+def _event_content(conn: sqlite3.Connection, row_id: str) -> dict | None:
+    # The very dict inspector.store.events.get_event returns (detail as JSON): that is what event
+    # audit rows hashed as their payload before the table was listed here, so those still verify.
+    try:
+        key = int(row_id)
+    except ValueError:
+        return None
+    row = conn.execute(_EVENT_SQL, (key,)).fetchone()
+    if row is None:
+        return None
+    rid, run_id, t, t_end, source, kind, detail = tuple(row)
+    try:
+        parsed: Any = json.loads(detail)
+    except (TypeError, ValueError):  # not JSON any more: edited, and it cannot hash like the original
+        parsed = {"unparsable": str(detail)}
+    return {"id": rid, "run_id": run_id, "t": t, "t_end": t_end, "source": source, "kind": kind, "detail": parsed}
 
 
 def _decision_content(conn: sqlite3.Connection, frame_id: str) -> dict | None:
@@ -111,6 +159,10 @@ def entity_content(conn: sqlite3.Connection, entity: str, entity_id: str) -> dic
     spec = ENTITIES[entity]
     if entity == "decisions":
         return _decision_content(conn, entity_id)
+    if entity == "outbox":
+        return _outbox_content(conn, entity_id)
+    if entity == "station_events":
+        return _event_content(conn, entity_id)
     key: Any = entity_id
     if spec.integer_key:
         try:
@@ -191,11 +243,33 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class Anchor:
+    """A chain head (seq, hash) published outside the database, and where it was found."""
+
+    seq: int
+    hash: str
+    kind: str                # checkpoint / mes-message / outbox / argument
+    where: str               # names it in messages: a file and line, an outbox row, ...
+    source: str = ""         # groups it in reports: the file or folder it came from
+
+
+@dataclass(frozen=True)
+class AnchorCheck:
+    anchor: Anchor
+    found: str | None        # the chain's hash at the anchor's seq (None: the chain has no such row)
+
+    @property
+    def ok(self) -> bool:
+        return self.found == self.anchor.hash
+
+
+@dataclass(frozen=True)
 class VerifyResult:
     ok: bool
     audit_rows: int          # audit rows whose hash and link were recomputed
     entities_checked: int    # audited rows whose content was re-hashed
     problems: tuple[Problem, ...]
+    anchors: tuple[AnchorCheck, ...] = ()
 
     @property
     def first(self) -> Problem | None:
@@ -208,27 +282,53 @@ class VerifyResult:
     @property
     def message(self) -> str:
         if self.ok:
-            return f"ok: {self.audit_rows} audit rows chained, {self.entities_checked} audited rows match their hashes"
+            held = f", {len(self.anchors)} published head(s) held" if self.anchors else ""
+            return (f"ok: {self.audit_rows} audit rows chained, {self.entities_checked} audited rows match their "
+                    f"hashes{held}")
         more = f" (and {len(self.problems) - 1} more problem(s))" if len(self.problems) > 1 else ""
         return self.problems[0].message + more
 
 
-def verify(conn: sqlite3.Connection, anchor: tuple[int, str] | None = None) -> VerifyResult:
+def verify(conn: sqlite3.Connection, anchor: tuple[int, str] | None = None,
+           anchors: Iterable[Anchor] = ()) -> VerifyResult:
     """Recompute the chain and every audited row; report the first tampered seq / entity.
 
     Checks: ``PRAGMA integrity_check``; seq contiguity from 1; each row's hash from its fields and
-    the previous hash; that the newest audit row of each decision / review / incident / config /
-    model / run still matches the stored row; that no such row exists without an audit row; and,
-    when given, that the chain still holds the ``anchor`` (seq, hash) published earlier.
+    the previous hash; that the newest audit row of each audited row still matches the stored row;
+    that no such row exists without an audit row; and that the chain still holds every published
+    head: ``anchor`` (seq, hash) and ``anchors`` (see :mod:`inspector.store.anchors`).
     A file too damaged to read gives a failed result, not an exception.
     """
+    wanted = list(anchors)
+    if anchor is not None:
+        wanted.append(Anchor(int(anchor[0]), str(anchor[1]), "argument", "--anchor", "--anchor"))
     try:
-        return _verify(conn, anchor)
+        return _verify(conn, wanted)
     except sqlite3.DatabaseError as e:
         return VerifyResult(False, 0, 0, (Problem(None, None, None, f"database file is damaged: {e}"),))
 
 
-def _verify(conn: sqlite3.Connection, anchor: tuple[int, str] | None) -> VerifyResult:
+def _anchor_problems(checks: list[AnchorCheck], last_seq: int) -> list[Problem]:
+    """One problem per failed anchor, naming the seq and, for a rewrite, the newest anchor that still holds."""
+    held = sorted(c.anchor.seq for c in checks if c.ok)
+    out = []
+    for c in checks:
+        if c.ok:
+            continue
+        a = c.anchor
+        if c.found is None:
+            msg = (f"audit row {a.seq} is missing (the chain ends at {last_seq}): the chain was truncated after "
+                   f"its head was published ({a.where})")
+        else:
+            before = [s for s in held if s < a.seq]
+            since = f" after seq {before[-1]} (the newest published head that still holds)" if before else ""
+            msg = (f"audit row {a.seq} differs from the published hash ({a.where}): the chain was rewritten at "
+                   f"or before seq {a.seq}{since}")
+        out.append(Problem(a.seq, None, None, msg))
+    return out
+
+
+def _verify(conn: sqlite3.Connection, anchors: list[Anchor]) -> VerifyResult:
     integrity = [r[0] for r in conn.execute("PRAGMA integrity_check")]
     head: list[Problem] = []
     if integrity != ["ok"]:
@@ -237,7 +337,8 @@ def _verify(conn: sqlite3.Connection, anchor: tuple[int, str] | None) -> VerifyR
 
     chain: list[Problem] = []
     latest: dict[tuple[str, str], tuple[int, str]] = {}  # (entity, id) -> newest (seq, payload_sha256)
-    anchor_seen: str | None = None  # the stored hash at the anchor's seq (not every hash: stores grow large)
+    wanted = {a.seq for a in anchors}
+    seen: dict[int, str] = {}  # the stored hash at each anchored seq (not every hash: stores grow large)
     expected_seq, prev_hash, rows = 1, GENESIS, 0
     cur = conn.execute(
         "SELECT seq, t, actor, action, entity, entity_id, payload_sha256, prev_hash, hash FROM audit ORDER BY seq")
@@ -258,21 +359,20 @@ def _verify(conn: sqlite3.Connection, anchor: tuple[int, str] | None) -> VerifyR
                                  f"its fields: {action} of {label(entity, entity_id)})"))
         if entity in ENTITIES:
             latest[(entity, entity_id)] = (int(seq), payload_sha)
-        if anchor is not None and int(seq) == int(anchor[0]):
-            anchor_seen = stored_hash
+        if int(seq) in wanted:
+            seen[int(seq)] = stored_hash
         expected_seq, prev_hash = int(seq) + 1, stored_hash
 
-    if anchor is not None and anchor_seen != anchor[1]:
-        a_seq = int(anchor[0])
-        what = "is missing" if anchor_seen is None else "differs from the published hash"
-        chain.append(Problem(a_seq, None, None,
-                             f"audit row {a_seq} {what}: the chain was truncated or rewritten after it was anchored"))
+    checks = [AnchorCheck(a, seen.get(a.seq)) for a in anchors]
+    chain += _anchor_problems(checks, expected_seq - 1)
 
     # Entity checks: the newest audit row of each entity must hash the row as it is stored now.
     entity_problems: list[Problem] = []
     for (entity, entity_id), (seq, payload_sha) in latest.items():
         content = entity_content(conn, entity, entity_id)
         if content is None:
+            if ENTITIES[entity].prunable:
+                continue
             what = "deleted"
         elif sha256_text(canonical_json(content)) != payload_sha:
             what = "modified"
@@ -285,12 +385,16 @@ def _verify(conn: sqlite3.Connection, anchor: tuple[int, str] | None) -> VerifyR
     unaudited: list[Problem] = []
     for entity, spec in ENTITIES.items():
         sql = (f"SELECT CAST({spec.key} AS TEXT) FROM {spec.table} WHERE CAST({spec.key} AS TEXT) NOT IN"
-               f" (SELECT entity_id FROM audit WHERE entity = ?) ORDER BY {spec.key}")
-        for (entity_id,) in conn.execute(sql, (entity,)):
+               f" (SELECT entity_id FROM audit WHERE entity = ?)")
+        args: tuple[Any, ...] = (entity,)
+        if spec.covered_since_first:  # rows queued before auditing began have no audit row (no NULL compare: none)
+            sql += (f" AND {spec.key} >= (SELECT MIN(CAST(entity_id AS INTEGER)) FROM audit WHERE entity = ?)")
+            args += (entity,)
+        for (entity_id,) in conn.execute(sql + f" ORDER BY {spec.key}", args):
             unaudited.append(Problem(None, entity, entity_id,
                                      f"{label(entity, entity_id)} has no audit row: it was written outside the store "
                                      "or its audit row was removed"))
 
     by_seq = sorted(chain + entity_problems, key=lambda p: p.seq if p.seq is not None else 0)  # stable: chain first
     problems = tuple(head + by_seq + unaudited)
-    return VerifyResult(not problems, rows, len(latest), problems)
+    return VerifyResult(not problems, rows, len(latest), problems, tuple(checks))

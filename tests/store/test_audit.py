@@ -14,6 +14,8 @@ from inspector.store.db import open_db, transaction
 from inspector.store.queries import add_incident, add_review, set_incident_status
 from inspector.store.writer import DecisionRecord, write_record
 
+from helpers.sessions import logged_in
+
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=timezone.utc)
 NAMES = ("particle", "scratch")
 VERDICTS = ["pass", "fail", "review", "error", "pass", "not_inspected"]
@@ -35,8 +37,8 @@ def conn(tmp_path):
     for i, v in enumerate(VERDICTS):
         with transaction(c):
             write_record(c, record(i, v))
-    add_review(c, "f001", "ann", "reject_false_alarm", verdict="pass", note="dust")
-    add_incident(c, "f002", "no_helmet", user="sam", zone="gate")
+    add_review(c, "f001", logged_in(c, "operator", "ann"), "reject_false_alarm", verdict="pass", note="dust")
+    add_incident(c, "f002", "no_helmet", session=logged_in(c, "safety_manager", "sam"), zone="gate")
     yield c
     c.close()
 
@@ -70,8 +72,9 @@ def test_untouched_store_verifies(conn):
     r = verify(conn)
     assert r.ok and r.problems == () and r.first is None
     n_audit = conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0]
-    assert r.audit_rows == n_audit == 1 + len(VERDICTS) + 2  # run start, decisions, review, incident
-    assert r.entities_checked == 1 + len(VERDICTS) + 2
+    # run start, decisions, the two users who log in, review, incident
+    assert r.audit_rows == n_audit == 1 + len(VERDICTS) + 2 + 2
+    assert r.entities_checked == 1 + len(VERDICTS) + 2 + 2
     assert r.message.startswith(f"ok: {n_audit} audit rows")
 
 
@@ -161,7 +164,7 @@ def test_decision_inserted_without_audit_is_found(conn):
 
 
 def test_incident_status_changes_are_audited_and_direct_edits_are_not(conn):
-    set_incident_status(conn, 1, "closed", user="sam")
+    set_incident_status(conn, 1, "closed", session=logged_in(conn, "safety_manager", "sam"))
     assert verify(conn).ok
     conn.execute("UPDATE incidents SET status = 'open' WHERE id = 1")  # reopened behind the store's back
     r = verify(conn)
