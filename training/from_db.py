@@ -44,6 +44,19 @@ Groups (the split unit, never straddling train / val): ``lot``, ``wafer`` (lot/w
 (``lot`` when every exported frame has a lot, else ``camera-day``). A frame without the chosen
 key is reported and excluded.
 
+Incidents marked false alarms (construction site)
+-------------------------------------------------
+
+A false-alarm mark says the *incident* was wrong, not which box was: a "no hard hat" false alarm
+usually means the hat was there and the model missed it, but it may be a spurious worker box, a
+vest taken for a hat, or a worker outside the zone. So the model's boxes on those frames are
+exactly what must not be confirmed, and an empty label file would erase real workers. Such
+evidence frames are therefore **not exported as labels**. They are hard examples listed in
+``to_label.jsonl`` (:data:`TO_LABEL_FILE`; one line per frame: incident, kind, who marked it, the
+note, the image's sha256 and the model's kept boxes as suggestions only) for someone to relabel in
+the label editor; once a frame has a review, the review is its truth and it is exported like any
+reviewed frame, its provenance naming the false-alarm incidents (``false_alarm_incidents``).
+
 Traceability: each sample's ``origin`` is ``review <id>``; :func:`write_provenance` writes
 ``provenance.jsonl`` (one line per exported image: image, label, split, frame, review, reviewer,
 action, time, superseded reviews, image sha256) and the manifest's source lists the database,
@@ -71,13 +84,15 @@ from training.importers import BAD_LABEL_POLICIES, TOLERANCE_PX, probe_image
 
 GROUP_BY_DB = ("auto", "lot", "wafer", "camera-day", "none")
 PROVENANCE_FILE = "provenance.jsonl"
+TO_LABEL_FILE = "to_label.jsonl"  # false-alarm evidence frames awaiting a human's labels
 _UNJUDGED = ("error", "not_inspected")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._()+\-]")
 
 CONVENTION = (
     "latest review per frame wins; accept: the station's kept detections; reject_false_alarm: empty label "
     "file except the boxes its labels keep; change_class / relabel: the review's labels are the full set; "
-    'labels: [{"class": name, "xyxy": [x0, y0, x1, y1]}] in original image pixels'
+    'labels: [{"class": name, "xyxy": [x0, y0, x1, y1]}] in original image pixels; '
+    "false-alarm incident frames without a review: not labels, listed in to_label.jsonl"
 )
 
 
@@ -87,6 +102,7 @@ class DbExport:
 
     build: DatasetBuild
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
+    to_label: list[dict[str, Any]] = field(default_factory=list)  # see "Incidents marked false alarms"
 
 
 # ---------------------------------------------------------------- opening, names
@@ -182,6 +198,37 @@ def _reviewed_frames(conn: sqlite3.Connection) -> tuple[list[dict[str, Any]], li
         out.append(f)
     out.sort(key=lambda f: (f["t_utc"], f["id"]))
     return out, orphans
+
+
+def _false_alarms(conn: sqlite3.Connection, reviewed: set[str], names: Sequence[str]
+                  ) -> tuple[dict[str, list[int]], list[dict[str, Any]]]:
+    """(frame id -> its false-alarm incident ids, the to-label list of frames nobody reviewed yet)."""
+    from inspector.store.incidents import false_alarm_frames
+
+    by_frame: dict[str, list[int]] = {}
+    todo: dict[str, dict[str, Any]] = {}
+    for fa in false_alarm_frames(conn):
+        fid = fa["frame_id"]
+        by_frame.setdefault(fid, []).append(int(fa["incident_id"]))
+        if fid in reviewed:
+            continue
+        if fid in todo:  # one frame can be evidence of several incidents: listed once, naming them all
+            todo[fid]["incidents"].append({k: fa[k] for k in ("incident_id", "kind", "user", "t", "note")})
+            continue
+        f = conn.execute("SELECT image_path, image_sha256, image_pruned, width, height FROM frames WHERE id = ?",
+                         (fid,)).fetchone()
+        boxes = conn.execute("SELECT x0, y0, x1, y1, score, class_id, class_name FROM detections"
+                             " WHERE frame_id = ? AND model_index = -1 ORDER BY idx", (fid,)).fetchall()
+        todo[fid] = {
+            "frame_id": fid, "image_path": f["image_path"], "image_sha256": f["image_sha256"],
+            "image_pruned": bool(f["image_pruned"]), "width": f["width"], "height": f["height"],
+            "incidents": [{k: fa[k] for k in ("incident_id", "kind", "user", "t", "note")}],
+            # What the station saw, to start the relabelling from: NOT labels (see the module doc).
+            "model_boxes": [{"class": b["class_name"] or (names[b["class_id"]] if 0 <= b["class_id"] < len(names)
+                                                           else str(b["class_id"])),
+                             "xyxy": [b["x0"], b["y0"], b["x1"], b["y1"]], "score": b["score"]} for b in boxes],
+        }
+    return by_frame, list(todo.values())
 
 
 def _group_of(f: Mapping[str, Any], kind: str) -> str | None:
@@ -296,6 +343,7 @@ def read_db(db: Path, *, images_root: Path | None = None, names: Sequence[str] |
             raise ValueError(f"{db}: no class names: the database holds no named detections; pass --config FILE "
                              "(the station config) or --names")
         frames, orphans = _reviewed_frames(conn)
+        false_alarm_of, to_label = _false_alarms(conn, {str(f["id"]) for f in frames}, names)
         head = audit_head(conn)
         if frames and not root.is_dir() and any(f["image_path"] for f in frames):
             raise ValueError(f"image store folder {root} not found (the frames' images are stored relative to it); "
@@ -373,9 +421,14 @@ def read_db(db: Path, *, images_root: Path | None = None, names: Sequence[str] |
                     "image_sha256": f["image_sha256"], "group": f["group"], "boxes": len(cls),
                     "label_source": "kept detections" if rv["action"] == "accept" else "review labels",
                 }
+                if f["id"] in false_alarm_of:  # a hard example: the station raised a false alarm on it
+                    provenance[name]["false_alarm_incidents"] = false_alarm_of[f["id"]]
         if ignored_labels:
             notes.append(f"{len(ignored_labels)} accept review(s) carry labels, ignored (accept exports the kept "
                          f"detections): {', '.join(ignored_labels[:5])}{' ...' if len(ignored_labels) > 5 else ''}")
+        if to_label:
+            notes.append(f"{len(to_label)} evidence frame(s) of false-alarm incidents have no review: not labels "
+                         f"(the mark does not say which box was wrong); listed in {TO_LABEL_FILE} to relabel")
         if kind == "none":
             notes.append("split unit is the single frame (--group-by none): near-duplicate frames can straddle "
                          "train and val; group by lot, wafer or camera-day when you can")
@@ -397,10 +450,11 @@ def read_db(db: Path, *, images_root: Path | None = None, names: Sequence[str] |
             "limit_groups": limit,
             "bad_labels": bad_labels,
             "provenance_file": PROVENANCE_FILE,
+            "false_alarm_frames_to_label": len(to_label),
         }
         build = DatasetBuild(samples=samples, class_names=names, issues=issues, sources=[source],
                              group_rule=rule, notes=notes)
-        return DbExport(build, provenance)
+        return DbExport(build, provenance, to_label)
     finally:
         conn.close()
 
@@ -474,6 +528,9 @@ def write_db_dataset(export: DbExport, out: Path, splits: Mapping[str, Sequence[
     manifest = write_yolo(export.build, out, splits, copy_mode=copy_mode, overwrite=overwrite, progress=progress)
     _, sha, n = write_provenance(out, splits, export.provenance)
     manifest["provenance"] = {"file": PROVENANCE_FILE, "sha256": sha, "records": n}
+    todo = "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in export.to_label)
+    (out / TO_LABEL_FILE).write_text(todo, encoding="utf-8")  # written even when empty: a rerun leaves no stale list
+    manifest["to_label"] = {"file": TO_LABEL_FILE, "records": len(export.to_label)}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
@@ -493,7 +550,7 @@ def export_from_db(db: Path, out: Path, *, images_root: Path | None = None, name
 
 
 __all__ = [
-    "CONVENTION", "GROUP_BY_DB", "PROVENANCE_FILE", "DbExport", "class_names_from_config", "class_names_from_db",
+    "CONVENTION", "GROUP_BY_DB", "PROVENANCE_FILE", "TO_LABEL_FILE", "DbExport", "class_names_from_config", "class_names_from_db",
     "export_from_db", "labels_for_review", "open_store_readonly", "read_db", "write_db_dataset",
     "write_provenance",
 ]

@@ -21,9 +21,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from inspector.config.schema import PATTERN_HINTS, FieldIssues, StationConfig
-from inspector.util.atomic import write_text_atomic
+from inspector.util.atomic import make_private_dirs, write_text_atomic
 from inspector.util.canonical import canonical_json as shared_canonical_json
 from inspector.util.canonical import sha256_text
+from inspector.util.redact import redact_text
 
 DATA_DIR_ENV = "INSPECTOR_DATA"
 DEFAULT_DATA_DIR = "inspector-data"
@@ -408,13 +409,14 @@ def resolve_data_dir(cfg: StationConfig, env: Optional[Mapping[str, str]] = None
 
 
 def snapshot_config(cfg: StationConfig, folder: Union[str, Path]) -> Path:
-    """Store the config at folder/configs/<hash>.json (once), so decisions can point at it by hash."""
+    """Store the config at folder/configs/<hash>.json (once), so decisions can point at it by hash.
+    URL credentials are masked in the stored copy (the hash is still that of the full config)."""
     target_dir = Path(folder) / "configs"
     target = target_dir / f"{config_hash(cfg)}.json"
     if target.exists():  # content-addressed: same name, same bytes
         return target
-    target_dir.mkdir(parents=True, exist_ok=True)
-    return write_text_atomic(target, canonical_json(cfg), durable=True)  # a reader never sees half a snapshot
+    make_private_dirs(target_dir)
+    return write_text_atomic(target, redact_text(canonical_json(cfg)), durable=True)  # never half a snapshot
 
 
 def export_json_schema() -> dict:

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from inspector.mes import outbox
 from inspector.mes.outbox import OutboxRow
 from inspector.store.db import iso_utc, open_db
+from inspector.util.redact import redact_text
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +276,7 @@ class Forwarder:
             self._set_link("up")
         if result.error is not None and n < len(rows):
             row = rows[n]
-            msg = str(result.error)
+            msg = redact_text(str(result.error))  # stored in the outbox and shown: never a URL's password
             outbox.record_failure(conn, row.id, msg)
             self._note_error(f"{row.key}: {msg}")
             t = time.monotonic()
@@ -305,6 +306,7 @@ class Forwarder:
                 self.pruned += n
 
     def _note_error(self, msg: str) -> None:
+        msg = redact_text(msg)  # reaches the log, `mes status` and the run summary
         log.warning("mes %s: %s", self.name, msg)
         with self._lock:
             self.failures += 1

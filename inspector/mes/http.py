@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from inspector.mes.forwarder import Delivery, DeliveryError
 from inspector.mes.outbox import OutboxRow
 from inspector.mes.tls import describe_tls_error, tls_context
+from inspector.util.redact import redact_url
 
 _TRANSPORT_STATUSES = {408, 425, 429}
 
@@ -32,9 +33,11 @@ class HttpTransport:
                  timeout_s: float = 5.0, headers: Mapping[str, str] | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"mes output {name}: url must start with http:// or https:// and name a host, got {url!r}")
+            raise ValueError(f"mes output {name}: url must start with http:// or https:// and name a host, "
+                             f"got {redact_url(url)!r}")
         self.name = name
         self.url = url
+        self.shown_url = redact_url(url)  # what errors, logs and the outbox say: no user:password, no token=
         self._https = parts.scheme == "https"
         self._host = parts.hostname
         self._port = parts.port
@@ -70,12 +73,12 @@ class HttpTransport:
             except (OSError, http.client.HTTPException) as e:
                 self.close()
                 why = describe_tls_error(e) or f"{type(e).__name__}: {e}"
-                return Delivery(i, DeliveryError(f"POST {self.url}: {why}", "transport"))
+                return Delivery(i, DeliveryError(f"POST {self.shown_url}: {why}", "transport"))
             if 200 <= resp.status < 300:
                 continue
             detail = text.decode("utf-8", "replace").strip()[:200]
             scope = "transport" if resp.status >= 500 or resp.status in _TRANSPORT_STATUSES else "message"
-            return Delivery(i, DeliveryError(f"POST {self.url}: HTTP {resp.status} {resp.reason}"
+            return Delivery(i, DeliveryError(f"POST {self.shown_url}: HTTP {resp.status} {resp.reason}"
                                              + (f": {detail}" if detail else ""), scope))
         return Delivery(len(rows))
 

@@ -11,6 +11,7 @@ payload's ``message_id`` lets subscribers de-duplicate). The topic of each row w
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
@@ -20,6 +21,18 @@ from typing import Any
 from inspector.mes.forwarder import Delivery, DeliveryError
 from inspector.mes.outbox import OutboxRow
 from inspector.mes.tls import describe_tls_error, tls_context
+
+
+log = logging.getLogger(__name__)
+
+
+def credentials_in_clear(name: str, host: str, port: int, *, tls: bool, has_credentials: bool) -> str | None:
+    """The warning for a user name and password sent over plain MQTT (readable by anyone on the
+    network path), or None. Shared by the transport (a log line at start) and ``config check``."""
+    if tls or not has_credentials:
+        return None
+    return (f"mes output {name}: MQTT user name and password go to {host}:{port} over plain MQTT, readable "
+            "by anyone on the network path; set tls: true (usually port 8883)")
 
 
 class MqttUnavailable(ImportError):
@@ -64,6 +77,8 @@ class MqttTransport:
         # Built once (a bad CA or key file fails here, at configuration time, not per message).
         self._tls_ctx = tls_context(verify_tls, ca_file, cert_file, key_file) if tls else None
         self.username, self.password = username, password
+        if (why := credentials_in_clear(name, host, self.port, tls=tls, has_credentials=username is not None)):
+            log.warning("%s", why)
         self.timeout_s = float(timeout_s)
         self.window = max(1, int(window))
         self.client_id = client_id or f"inspector-{name}-{secrets.token_hex(4)}"

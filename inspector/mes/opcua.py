@@ -30,6 +30,8 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
+from inspector.util.redact import redact_url
+
 log = logging.getLogger(__name__)
 
 NAMESPACE = "urn:inspector:machine-vision"
@@ -55,11 +57,11 @@ class VisionServer:
         self._ua = _asyncua()
         parts = urlsplit(endpoint)
         if parts.scheme != "opc.tcp" or not parts.hostname:
-            raise ValueError(f"expected 'opc.tcp://host:port/path', got {endpoint!r}")
+            raise ValueError(f"expected 'opc.tcp://host:port/path', got {redact_url(endpoint)!r}")
         try:
             parts.port
         except ValueError as e:
-            raise ValueError(f"bad port in {endpoint!r}: {e}") from None
+            raise ValueError(f"bad port in {redact_url(endpoint)!r}: {e}") from None
         self.endpoint = endpoint
         self.station, self.station_name, self.config_hash = station, station_name, config_hash
         self.state = state or (lambda: "idle")
@@ -87,9 +89,9 @@ class VisionServer:
         self._thread = threading.Thread(target=self._run, name="opcua-server", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):
-            raise RuntimeError(f"OPC UA server {self.endpoint} did not start within {timeout:g} s")
+            raise RuntimeError(f"OPC UA server {redact_url(self.endpoint)} did not start within {timeout:g} s")
         if self._error is not None:
-            raise RuntimeError(f"OPC UA server {self.endpoint} could not start: {self._error}") from self._error
+            raise RuntimeError(f"OPC UA server {redact_url(self.endpoint)} could not start: {self._error}") from self._error
         return self
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -276,7 +276,9 @@ class OnnxDetector:
                 t2 = pc()
                 for xyxy, score, cls in postprocess(raw, lbs, self.num_classes, conf=self.conf, iou=self.iou,
                                                     max_det=self.max_det, max_candidates=self.max_candidates,
-                                                    agnostic=self.agnostic_nms):
+                                                    agnostic=self.agnostic_nms,
+                                                    model=self.name if self.version is None
+                                                    else f"{self.name}@{self.version}"):
                     out.append(Detections(xyxy, score, cls, self.model_index))
                 t3 = pc()
                 t_pre += t1 - t0

@@ -8,6 +8,13 @@ else is refused with the expected and the actual shape.
 Order of work per image, cheapest filter first: best class score per anchor -> confidence
 threshold (strict ``>``, like ultralytics) -> top-``max_candidates`` by score -> class-aware NMS on
 the few survivors (OpenCV, C++), stopping once ``max_det`` boxes are kept -> inverse letterbox.
+
+Output values are checked on the way (:class:`ModelOutputError`): a NaN or an infinity in the box
+rows, or a best class score that is NaN, infinite or outside [0, 1] (+- ``SCORE_EPS``), means a
+broken model (fp16 overflow, a head exported without its sigmoid, a corrupted engine) whose
+"nothing found" would pass a unit. Since ``max`` propagates NaN and +inf, the per-anchor best
+score (computed anyway) covers every class score; the cost is one pass over the 4 box rows.
+The whole batch then fails (the station records ERROR for its units, naming the model).
 """
 
 from __future__ import annotations
@@ -25,8 +32,33 @@ MAX_CANDIDATES = 30000
 PerImage = tuple[np.ndarray, np.ndarray, np.ndarray]  # xyxy float32 (N, 4), score float32, class_id int32
 
 
+# Sigmoid scores lie in [0, 1]; fp16 rounding may reach a hair past either end.
+SCORE_EPS = 1e-3
+
+
 class OutputShapeError(ValueError):
     """The model output does not have the raw YOLO detect layout for the configured classes."""
+
+
+class ModelOutputError(ValueError):
+    """The model output holds values no working detect head produces (NaN, infinities, scores
+    outside [0, 1]); the message names the model and what was wrong."""
+
+
+def output_value_problem(pred: np.ndarray, best: np.ndarray, channels_first: bool) -> str | None:
+    """What is wrong with one image's raw output, or None. ``best``: the per-anchor best class score."""
+    if best.size == 0:
+        return None
+    boxes = pred[:4] if channels_first else pred[:, :4]
+    problems = []
+    if not np.isfinite(boxes).all():
+        problems.append(f"{int(np.count_nonzero(~np.isfinite(boxes)))} box value(s) are NaN or infinite")
+    lo, hi = float(best.min()), float(best.max())  # NaN propagates through both
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        problems.append(f"class scores of {int(np.count_nonzero(~np.isfinite(best)))} anchor(s) are NaN or infinite")
+    elif hi > 1.0 + SCORE_EPS or lo < -SCORE_EPS:
+        problems.append(f"class scores range {lo:.4g}..{hi:.4g}, outside [0, 1] (is the sigmoid missing?)")
+    return "; ".join(problems) or None
 
 
 def check_output_layout(shape: Sequence[int | str | None], num_classes: int) -> bool:
@@ -55,10 +87,14 @@ def check_output_layout(shape: Sequence[int | str | None], num_classes: int) -> 
 def select_candidates(
     pred: np.ndarray, channels_first: bool, conf: float, max_candidates: int = MAX_CANDIDATES
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One image's raw output -> (cxcywh (K, 4) float32, best score (K,), class id (K,)) above ``conf``."""
+    """One image's raw output -> (cxcywh (K, 4) float32, best score (K,), class id (K,)) above ``conf``;
+    :class:`ModelOutputError` when the output holds impossible values."""
     cls = pred[4:] if channels_first else pred[:, 4:]
     axis = 0 if channels_first else 1
     best = cls.max(axis=axis)  # over contiguous rows when channels first: one vectorised pass
+    problem = output_value_problem(pred, best, channels_first)
+    if problem is not None:  # NaN fails every `> conf`: without this a broken model finds "nothing"
+        raise ModelOutputError(problem)
     idx = np.flatnonzero(best > conf)
     if idx.size > max_candidates:  # keep the top-k by score; order among them does not matter here
         idx = idx[np.argpartition(best[idx], idx.size - max_candidates)[idx.size - max_candidates :]]
@@ -141,8 +177,10 @@ def postprocess(
     max_det: int = 300,
     max_candidates: int = MAX_CANDIDATES,
     agnostic: bool = False,
+    model: str = "model",
 ) -> list[PerImage]:
-    """Raw batch output -> per image (xyxy in original pixels, score, class id), best first."""
+    """Raw batch output -> per image (xyxy in original pixels, score, class id), best first.
+    ``model`` names the model in a :class:`ModelOutputError`."""
     if output.dtype != np.float32:
         output = output.astype(np.float32)
     channels_first = check_output_layout(output.shape, num_classes)
@@ -150,7 +188,10 @@ def postprocess(
         raise OutputShapeError(f"model output has batch {output.shape[0]} for {len(letterboxes)} images")
     results: list[PerImage] = []
     for b, lb in enumerate(letterboxes):
-        cxcywh, scores, class_id = select_candidates(output[b], channels_first, conf, max_candidates)
+        try:
+            cxcywh, scores, class_id = select_candidates(output[b], channels_first, conf, max_candidates)
+        except ModelOutputError as e:
+            raise ModelOutputError(f"model {model} output for image {b + 1} of {len(letterboxes)}: {e}") from None
         xyxy = cxcywh_to_xyxy(cxcywh)
         keep = nms(xyxy, scores, class_id, iou, agnostic, max_det)
         results.append((lb.to_original(xyxy[keep]), scores[keep], class_id[keep]))

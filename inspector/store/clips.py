@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inspector.util.atomic import fsync_dir
+from inspector.util.atomic import PRIVATE_FILE, fsync_dir, make_private_dirs
 
 FOURCC = "mp4v"
 
@@ -68,7 +68,7 @@ class ClipWriter:
         if self._writer is None:
             h, w = img.shape[:2]
             self._size = (max(2, w - w % 2), max(2, h - h % 2))
-            self.root.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(self.root)  # clips show people: the station user's only (0700 / 0600)
             self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*FOURCC), self.fps, self._size)
             if not self._writer.isOpened():
                 self._writer = None
@@ -94,10 +94,11 @@ class ClipWriter:
             sha = h.hexdigest()
             rel = f"{sha[:2]}/{sha[2:4]}/{sha}.mp4"
             target = self.root / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(target.parent)
             if target.exists():  # content-addressed: the same bytes are already there
                 self._tmp.unlink()
             else:
+                os.chmod(self._tmp, PRIVATE_FILE)  # OpenCV created it with the umask's mode
                 os.replace(self._tmp, target)
                 fsync_dir(target.parent)
         except BaseException:

@@ -1,8 +1,12 @@
-"""Export decisions (or reviews, incidents) to CSV or JSON Lines.
+"""Export decisions (or reviews) to CSV or JSON Lines, and the one table writer other exports use.
 
 One row per decision with its frame context, verdict, rule ids, number of kept detections,
 model-set version and config hash; JSON Lines also carry the reasons and the kept boxes. The
 file is written next to its target and renamed into place, so a reader never sees half a file.
+
+Incidents are exported with the columns of the incident reports (``inspector.reports.tables``,
+one definition for both), which the store cannot import: ``inspector db export --table
+incidents`` builds those rows and writes them with :func:`write_rows`.
 """
 
 from __future__ import annotations
@@ -12,12 +16,12 @@ import json
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from inspector.store.audit import canonical_json
-from inspector.store.queries import frame_detections, incidents, iter_decisions, reviews
+from inspector.store.queries import frame_detections, iter_decisions, reviews
 from inspector.util.progress import NO_PROGRESS, Progress
 
 DECISION_COLUMNS = (
@@ -26,8 +30,7 @@ DECISION_COLUMNS = (
     "config_hash", "t_decided", "error",
 )
 REVIEW_COLUMNS = ("id", "frame_id", "user", "t", "action", "verdict", "labels", "note")
-INCIDENT_COLUMNS = ("id", "frame_id", "kind", "zone", "camera", "t", "severity", "note", "status")
-TABLES = ("decisions", "reviews", "incidents")
+TABLES = ("decisions", "reviews")
 _REPORT_EVERY = 256  # rows between progress reports: a bar redrawn per row would cost more than the row
 
 
@@ -54,11 +57,14 @@ def _rows(conn: sqlite3.Connection, table: str, fmt: str) -> tuple[tuple[str, ..
     if table == "reviews":
         return REVIEW_COLUMNS, iter(reviews(conn))
     if table == "incidents":
-        return INCIDENT_COLUMNS, iter(incidents(conn))
+        raise ValueError("incidents are exported with the report columns: use `inspector db export --table "
+                         "incidents` (inspector.cli.incident_export)")
     raise ValueError(f"export table must be one of {', '.join(TABLES)}, got {table!r}")
 
 
 def _csv_cell(v: Any) -> Any:
+    if isinstance(v, bool):
+        return "true" if v else "false"  # as the report tables write them
     if isinstance(v, list) and all(isinstance(x, str) for x in v):
         return ";".join(v)  # rule ids: readable in a spreadsheet
     if isinstance(v, (dict, list)):
@@ -74,6 +80,15 @@ def export(conn: sqlite3.Connection, out_path: str | Path, fmt: str = "csv", tab
         raise ValueError(f"export format must be 'csv' or 'jsonl', got {fmt!r}")
     columns, rows = _rows(conn, table, fmt)
     total = None if progress is NO_PROGRESS else _count(conn, table)  # nobody watching: skip the count
+    return write_rows(out_path, columns, rows, fmt, progress=progress, total=total)
+
+
+def write_rows(out_path: str | Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]], fmt: str = "csv",
+               *, progress: Progress = NO_PROGRESS, total: int | None = None) -> int:
+    """Write ``rows`` to ``out_path`` atomically: CSV with ``columns`` as the header (null is an empty
+    cell, booleans true / false), or JSON Lines; returns the number of rows."""
+    if fmt not in ("csv", "jsonl"):
+        raise ValueError(f"export format must be 'csv' or 'jsonl', got {fmt!r}")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")

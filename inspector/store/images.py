@@ -16,7 +16,7 @@ import numpy as np
 
 from inspector.store import audit
 from inspector.store.db import transaction
-from inspector.util.atomic import fsync_dir, write_bytes_atomic
+from inspector.util.atomic import PRIVATE_FILE, fsync_dir, make_private_dirs, write_bytes_atomic
 from inspector.util.canonical import iso_utc
 
 _EXT = {"png": ".png", "jpeg": ".jpg"}
@@ -60,8 +60,8 @@ class ImageStore:
         target = self.root / rel
         if target.exists():  # content-addressed: same name, same bytes
             return sha, rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(target, data)  # a reader never sees a half-written image
+        make_private_dirs(target.parent)  # images of people: the station user's only (0700 / 0600)
+        write_bytes_atomic(target, data, mode=PRIVATE_FILE)  # a reader never sees a half-written image
         try:
             fsync_dir(target.parent)  # the new name survives a power cut too
         except OSError:  # some file systems refuse to fsync a folder; the image itself is synced

@@ -63,3 +63,34 @@ def test_config_check_ok_and_errors(tmp_path):
     # every error at once, each naming the file and the field path
     for path in ("station.id", "sources[0]", "models[0].imgsz"):
         assert f"{bad}: {path}" in r.output
+
+
+def _with_mes(tmp_path, mes_yaml: str):
+    from inspector.config import default_config_path
+
+    path = tmp_path / "with-mes.yaml"
+    path.write_text(f"extends: {default_config_path()}\nmes:\n{mes_yaml}")
+    return str(path)
+
+
+def test_check_warns_about_credentials_in_clear_and_in_urls(tmp_path):
+    path = _with_mes(tmp_path, "  - {type: mqtt, id: mq, host: broker, username_env: MQ_USER, password_env: MQ_PW}\n"
+                               "  - {type: mqtt, id: mqs, host: broker, port: 8883, tls: true, username_env: MQ_USER}\n"
+                               "  - {type: http, id: web, url: 'http://ann:hunter2@mes.plant/r'}\n")
+    r = CliRunner().invoke(main, ["config", "check", "--json", path])
+    assert r.exit_code == 0, r.output  # warnings, not errors
+    (f,) = json.loads(r.stdout)["files"]
+    warnings = f["warnings"]
+    assert any("mq:" in w and "plain MQTT" in w for w in warnings)
+    assert not any("mqs:" in w for w in warnings)
+    assert any("web:" in w and "token_env" in w for w in warnings) and any("plain http://" in w for w in warnings)
+    assert "hunter2" not in r.stdout
+    text = CliRunner().invoke(main, ["config", "check", path])
+    assert text.exit_code == 0 and "warning: mes output mq:" in text.stderr
+
+
+def test_check_masks_a_password_quoted_in_an_error(tmp_path):
+    path = _with_mes(tmp_path, "  - {type: http, id: web, url: 'ftp://ann:hunter2@mes.plant/r'}\n")
+    r = CliRunner().invoke(main, ["config", "check", "--json", path])
+    assert r.exit_code == 1
+    assert "hunter2" not in r.stdout and "ftp://ann:***@mes.plant/r" in r.stdout

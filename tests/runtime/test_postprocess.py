@@ -152,3 +152,76 @@ def test_early_stop_at_max_det_equals_full_nms_then_cap(seed: int) -> None:
     full = nms(xyxy, scores, cls, 0.45)
     for max_det in (1, 50, 300, len(full), 5000):
         assert nms(xyxy, scores, cls, 0.45, max_det=max_det).tolist() == full[:max_det].tolist()
+
+
+# --- impossible output values: an ERROR, never a silent "nothing found" --------------------------
+
+def _lb():
+    return [letterbox_params(100, 100, (100, 100))]
+
+
+@pytest.mark.parametrize("where, value, said", [
+    ("score", np.nan, "class scores of 1 anchor(s) are NaN or infinite"),
+    ("score", np.inf, "class scores of 1 anchor(s) are NaN or infinite"),
+    ("score", 1.5, "outside [0, 1]"),
+    ("all scores", -0.5, "outside [0, 1]"),  # logits, not sigmoid scores (a lone negative one is harmless)
+    ("box", np.nan, "1 box value(s) are NaN or infinite"),
+    ("box", -np.inf, "1 box value(s) are NaN or infinite"),
+])
+@pytest.mark.parametrize("channels_first", [True, False])
+def test_impossible_values_raise_naming_the_model_and_the_problem(where, value, said, channels_first):
+    from inspector.runtime.postprocess import ModelOutputError
+
+    out = raw_output([(50, 50, 10, 10, 0, 0.9)])
+    rows = {"score": 4 + 1, "all scores": slice(4, None), "box": 2}[where]
+    out[0, rows, 7] = value  # a non-best class or an unselected anchor still counts
+    if not channels_first:
+        out = np.ascontiguousarray(out.transpose(0, 2, 1))
+    with pytest.raises(ModelOutputError, match=r"model ppe@3 output for image 1 of 1: .*") as e:
+        postprocess(out, _lb(), NC, model="ppe@3")
+    assert said in str(e.value)
+
+
+def test_scores_a_hair_past_one_from_fp16_rounding_pass_but_not_more():
+    from inspector.runtime.postprocess import ModelOutputError
+
+    ((xyxy, score, cls),) = postprocess(raw_output([(50, 50, 10, 10, 0, 1.0005)]), _lb(), NC)
+    assert len(score) == 1 and score[0] == pytest.approx(1.0005)
+    with pytest.raises(ModelOutputError, match=r"1\.01, outside \[0, 1\]"):
+        postprocess(raw_output([(50, 50, 10, 10, 0, 1.01)]), _lb(), NC)
+
+
+def test_an_onnx_model_giving_impossible_scores_makes_an_error_decision_naming_it():
+    import tempfile
+    from pathlib import Path
+
+    from helpers.tiny_models import tiny_onnx
+
+    from inspector.config import config_hash, default_config_path, load_config
+    from inspector.core.decision import Verdict
+    from inspector.core.frame import Frame
+    from inspector.runtime.ensemble import Ensemble, Member
+    from inspector.runtime.onnx_detector import OnnxDetector
+    from inspector.station.inspection import Inspection
+
+    cfg = load_config(default_config_path())
+    names = tuple(cfg.models[0].class_names)
+    with tempfile.TemporaryDirectory() as d:
+        # Output = input pixel (0..1) + 0.3, 4 + 5 classes = 9 rows of 3 x 48^2 values: the grey
+        # warm-up image passes (0.75), a white frame's scores reach 1.3.
+        det = OnnxDetector(tiny_onnx(Path(d) / "over.onnx", names, imgsz=48, bias=0.3), names, 48)
+        ens = Ensemble([Member("wafer-over", "7", det.sha256, det)])
+        f = Frame("f1", "st", "cam", 0.0, Frame.utc_now(), np.full((48, 48, 3), 255, np.uint8), {})
+        (dec,) = Inspection(cfg, ens, config_hash(cfg)).judge([f]).decisions
+    assert dec.verdict is Verdict.ERROR
+    assert "ModelOutputError" in dec.error and "outside [0, 1]" in dec.error and f"model {det.name}" in dec.error
+
+
+def test_a_model_giving_nan_on_the_warm_up_image_is_refused_when_loaded(tmp_path):
+    from helpers.tiny_models import tiny_onnx
+
+    from inspector.runtime.onnx_detector import OnnxDetector
+    from inspector.runtime.postprocess import ModelOutputError
+
+    with pytest.raises(ModelOutputError, match="NaN"):
+        OnnxDetector(tiny_onnx(tmp_path / "nan.onnx", ("a", "b"), imgsz=32, bias=float("nan")), ("a", "b"), 32)

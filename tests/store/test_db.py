@@ -152,3 +152,48 @@ def test_processes_opening_a_new_database_at_once_all_get_it_migrated(tmp_path):
         assert schema_version(conn) == len(MIGRATIONS)
     finally:
         conn.close()
+
+
+def test_switching_a_new_file_to_wal_waits_for_a_process_holding_a_lock(tmp_path):
+    # SQLite answers the WAL switch of a not-yet-WAL file with "database is locked" at once while
+    # another connection holds a lock (no busy handler): the cause of the flaky test above.
+    import threading
+
+    path = tmp_path / "fresh.db"
+    other = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process creating the same new store
+    timer = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    timer.start()
+    try:
+        conn = open_db(path, timeout_s=5.0)
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert schema_version(conn) == len(MIGRATIONS)
+        conn.close()
+    finally:
+        timer.join()
+        other.close()
+
+
+def test_a_stored_config_copy_has_url_credentials_masked(tmp_path):
+    conn = open_db(tmp_path / "s.sqlite")
+    text = '{"mes": [{"url": "https://ann:hunter2@mes/x?token=t0k"}], "sources": [{"path": "rtsp://cam:pw@c/s"}]}'
+    with transaction(conn):
+        db.insert_config(conn, "h1", text)
+    (stored,) = conn.execute("SELECT text FROM configs WHERE hash = 'h1'").fetchone()
+    assert stored == '{"mes": [{"url": "https://ann:***@mes/x?token=***"}], "sources": [{"path": "rtsp://cam:***@c/s"}]}'
+
+
+def test_a_process_that_read_an_old_version_leaves_the_new_one_in_place(tmp_path, monkeypatch):
+    # Two processes open a new store: B reads version 5 while A is still migrating, then A finishes.
+    # B must find each migration done under the write lock, not re-run it (a no-op one would set
+    # user_version back, and the next one would then fail on A's columns).
+    path = tmp_path / "s.sqlite"
+    open_db(path).close()  # A: fully migrated
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    real = db.schema_version
+    calls = iter([5])
+    monkeypatch.setattr(db, "schema_version", lambda c: next(calls, None) or real(c))
+    assert db.migrate(conn) == (5, len(MIGRATIONS))
+    monkeypatch.undo()
+    assert schema_version(conn) == len(MIGRATIONS)
+    conn.close()
