@@ -30,17 +30,27 @@ pipq() {  # pip, quiet, without the machine-level "location is ignored" index wa
   $VPY -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 }
 STAMP=.venv/.setup-stamp
-WANT="$(cat pyproject.toml installers/constraints.txt installers/setup.sh | sha256sum | cut -c1-16)-gpu$GPU"
+# Hash-pinned locks (installers/locks/, made by installers/locks/compile.sh for Linux x86_64 and
+# Python 3.11): every package and its sha256; pip refuses any file whose hash differs.
+LOCKS=installers/locks
+WANT="$(cat pyproject.toml installers/constraints.txt installers/setup.sh $LOCKS/*.txt | sha256sum | cut -c1-16)-gpu$GPU"
 
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   echo "setup: installing Python packages into .venv (first run takes a few minutes)"
-  pipq install -q --upgrade "pip>=24" setuptools wheel
-  # torch first and pinned: these exact builds are the ones tested (and present on the CI image).
-  pipq install -q -c installers/constraints.txt "torch==2.14.1" "torchvision==0.29.1"
-  pipq install -q -c installers/constraints.txt -e ".[gui,train,dev]"
-  # ultralytics pulls the GUI build of OpenCV, whose bundled Qt clashes with PySide6: keep only headless.
-  pipq uninstall -q -y opencv-python opencv-contrib-python >/dev/null 2>&1 || true
-  pipq install -q -c installers/constraints.txt --force-reinstall --no-deps opencv-python-headless
+  pipq install -q --require-hashes -r $LOCKS/build.txt
+  # Everything of .[gui,train,dev], hash-checked: torch / torchvision are the exact builds that were
+  # tested (present on the CI image). --no-deps: the lock is the whole resolved set already, and it
+  # holds opencv-python-headless but never the GUI build of OpenCV that ultralytics and trackers
+  # declare (its bundled Qt clashes with PySide6), which pip would otherwise go and fetch.
+  pipq install -q --require-hashes --no-deps -r $LOCKS/dev.txt
+  # An older .venv may still hold the GUI build: remove it, and make sure headless owns cv2.
+  if $VPY -m pip show -q opencv-python >/dev/null 2>&1 || $VPY -m pip show -q opencv-contrib-python >/dev/null 2>&1; then
+    pipq uninstall -q -y opencv-python opencv-contrib-python
+    pipq install -q --require-hashes --force-reinstall --no-deps \
+      -r <(awk '/^opencv-python-headless==/{p=1} p{print; if ($0 !~ /\\$/) exit}' $LOCKS/dev.txt)
+  fi
+  # The project itself: its dependencies are all in the lock, and the build tools are the locked ones.
+  pipq install -q --no-deps --no-build-isolation -e .
   if [ $GPU = 1 ]; then
     # onnxruntime-gpu owns the same module as onnxruntime: remove one before adding the other.
     pipq uninstall -q -y onnxruntime

@@ -159,12 +159,15 @@ def _register_commands() -> None:
     from training.commands.evaluate_export import evaluate, export
     from training.commands.registry_cmds import add_registry_commands
     from training.commands.retrain_cmd import retrain
+    from training.commands.signing_cmds import keygen, sign
 
     main.add_command(dataset)
     main.add_command(evaluate)
     main.add_command(export)
     main.add_command(retrain)
     add_registry_commands(main)
+    main.add_command(sign)  # signed model manifests
+    main.add_command(keygen)
     log_level_everywhere(main)  # the commands that do not declare it still take --log-level
 
 

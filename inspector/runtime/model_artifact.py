@@ -338,3 +338,169 @@ def write_manifest(
     )
     ModelManifest.from_dict(manifest.to_dict())  # the same validation a reader applies
     return write_json_atomic(manifest_path_for(onnx_path), manifest.to_dict())  # a reader never sees half of it
+
+
+# --- signatures -------------------------------------------------------------------------------
+# A manifest may be signed with an ed25519 key: the signature lies beside it in
+# ``<manifest>.sig`` (``model.manifest.json`` -> ``model.manifest.json.sig``), a small JSON file:
+#
+#     {"schema": 1, "algorithm": "ed25519", "key_id": "<16 hex>", "signature": "<base64>",
+#      "manifest_sha256": "<64 hex>", "signed": "<UTC time>", "signer": "<who>"}
+#
+# The signature covers the manifest's exact bytes (after a fixed domain prefix); the manifest holds
+# the ONNX file's sha256, which the detector checks when it loads the bytes, so one signature
+# vouches for name, version, labels, input and model file together. ``key_id`` is the first 16 hex
+# digits of the sha256 of the raw 32-byte public key. A station that requires signatures
+# (``model_trust`` in its config) refuses a model whose manifest has no signature, or one that no
+# trusted key verifies. Training signs (``training.registry.signing``); the station only verifies.
+SIGNATURE_SUFFIX = ".sig"
+SIGNATURE_SCHEMA = 1
+SIGNATURE_ALGORITHM = "ed25519"
+SIGNATURE_DOMAIN = b"inspector-model-manifest-v1\n"
+
+
+class SignatureError(ModelArtifactError):
+    """A model's manifest is unsigned, badly signed or signed by a key the station does not trust."""
+
+
+def signature_path_for(manifest_path: Path | str) -> Path:
+    """``model.manifest.json`` -> ``model.manifest.json.sig`` (same folder)."""
+    p = Path(manifest_path)
+    if p.suffix == ".onnx":
+        p = manifest_path_for(p)
+    return p.with_name(p.name + SIGNATURE_SUFFIX)
+
+
+def public_key_id(raw_public_key: bytes) -> str:
+    """First 16 hex digits of the sha256 of the raw 32-byte ed25519 public key."""
+    return hashlib.sha256(raw_public_key).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class TrustedKey:
+    key_id: str
+    path: Path
+    key: Any  # cryptography's Ed25519PublicKey
+
+
+def load_public_key(path: Path | str) -> TrustedKey:
+    """An ed25519 public key from a PEM (``-----BEGIN PUBLIC KEY-----``) or OpenSSH one-line file."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    p = Path(path).expanduser()
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise SignatureError(f"trusted key {p} cannot be read: {e}") from e
+    try:
+        if data.lstrip().startswith(b"ssh-"):
+            key = serialization.load_ssh_public_key(data.strip())
+        else:
+            key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError) as e:
+        if b"PRIVATE KEY" in data:
+            raise SignatureError(f"{p} is a PRIVATE key: give the station the public key (the .pub file made "
+                                 "by `inspector-train keygen`) and keep the private one away from it") from None
+        raise SignatureError(f"trusted key {p} is not a PEM or OpenSSH public key: {e}") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise SignatureError(f"trusted key {p} is a {type(key).__name__}, not an ed25519 public key")
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return TrustedKey(public_key_id(raw), p, key)
+
+
+@dataclass(frozen=True)
+class TrustPolicy:
+    """What a station asks of a model's signature: ``require`` one, made by one of ``keys``."""
+
+    require: bool = False
+    keys: tuple[TrustedKey, ...] = ()
+
+    @classmethod
+    def from_paths(cls, require: bool, key_paths: Sequence[Path | str] = ()) -> TrustPolicy:
+        keys = tuple(load_public_key(p) for p in key_paths)
+        if require and not keys:
+            raise SignatureError("signatures are required but no trusted key is given (model_trust.trusted_keys)")
+        return cls(require, keys)
+
+
+def read_signature(manifest_path: Path | str) -> dict[str, Any] | None:
+    """The parsed signature file of a manifest, or None when there is none."""
+    sig_path = signature_path_for(manifest_path)
+    if not sig_path.is_file():
+        return None
+    try:
+        data = json.loads(sig_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SignatureError(f"signature {sig_path} is not readable JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise SignatureError(f"signature {sig_path}: expected a JSON object")
+    return data
+
+
+def verify_manifest_signature(manifest_path: Path | str, keys: Sequence[TrustedKey],
+                              manifest_bytes: bytes | None = None) -> str:
+    """Check ``<manifest>.sig`` against the manifest's bytes; return the key id that signed it.
+
+    Raises ``SignatureError``: no signature, unknown algorithm, a key not trusted here, or a
+    signature that does not verify (the manifest or the signature changed after signing).
+    """
+    import base64
+
+    from cryptography.exceptions import InvalidSignature
+
+    mpath = Path(manifest_path)
+    if mpath.suffix == ".onnx":
+        mpath = manifest_path_for(mpath)
+    sig_path = signature_path_for(mpath)
+    sig = read_signature(mpath)
+    if sig is None:
+        raise SignatureError(f"manifest {mpath} is not signed (no {sig_path.name} beside it) and this station "
+                             "requires signed models; sign it with `inspector-train sign --model NAME@VERSION "
+                             "--key FILE`")
+    if sig.get("schema", SIGNATURE_SCHEMA) != SIGNATURE_SCHEMA or sig.get("algorithm") != SIGNATURE_ALGORITHM:
+        raise SignatureError(f"signature {sig_path}: expected schema {SIGNATURE_SCHEMA} with algorithm "
+                             f"{SIGNATURE_ALGORITHM}, got schema {sig.get('schema')!r}, {sig.get('algorithm')!r}")
+    try:
+        signature = base64.b64decode(str(sig.get("signature", "")), validate=True)
+    except ValueError as e:
+        raise SignatureError(f"signature {sig_path}: 'signature' is not base64: {e}") from None
+    data = manifest_bytes if manifest_bytes is not None else mpath.read_bytes()
+    key_id = str(sig.get("key_id", ""))
+    candidates = [k for k in keys if k.key_id == key_id]
+    if not candidates:
+        trusted = ", ".join(f"{k.key_id} ({k.path})" for k in keys) or "none"
+        raise SignatureError(f"manifest {mpath} is signed by key {key_id or '(none)'}, which this station does "
+                             f"not trust (trusted keys: {trusted}); refusing the model")
+    for k in candidates:
+        try:
+            k.key.verify(signature, SIGNATURE_DOMAIN + data)
+            return k.key_id
+        except InvalidSignature:
+            continue
+    raise SignatureError(f"manifest {mpath} does not match its signature {sig_path.name} (key {key_id}): the "
+                         "manifest or the signature was changed after signing; refusing the model")
+
+
+def load_trusted_manifest(path: Path | str, policy: TrustPolicy | None) -> tuple[ModelManifest, str | None]:
+    """``load_manifest``, and with a policy that requires it, the signature checked on the same bytes.
+
+    Returns the manifest and the key id that signed it (None when not checked).
+    """
+    p = Path(path)
+    if p.suffix == ".onnx":
+        p = manifest_path_for(p)
+    if policy is None or not policy.require:
+        return load_manifest(p), None
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise ManifestError(f"manifest {p} cannot be read: {e}") from e
+    key_id = verify_manifest_signature(p, policy.keys, manifest_bytes=data)
+    try:
+        parsed = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ManifestError(f"manifest {p} is not readable JSON: {e}") from e
+    if not isinstance(parsed, dict):
+        raise ManifestError(f"manifest {p}: expected a JSON object")
+    return ModelManifest.from_dict(parsed, path=p), key_id

@@ -27,6 +27,12 @@ version whatever its stage. The index's sha256 must equal the manifest's: a mism
 them was edited by hand, and the model is refused. The ONNX bytes themselves are hashed by
 ``OnnxDetector`` when it loads them (against the manifest), so they are not hashed twice here.
 
+Signatures: a version's manifest may be signed (``model.manifest.json.sig``, ed25519; see
+``inspector.runtime.model_artifact``). A reader made with a ``TrustPolicy`` that requires
+signatures refuses (``UntrustedModelError``) a version whose manifest is unsigned, or signed by a
+key it does not trust, or changed after signing; the signature is checked on the same bytes that
+are parsed. Without such a policy signatures are not looked at (the shipped models are unsigned).
+
 The index is replaced atomically by writers (temp file + ``os.replace``), so readers need no lock.
 This module uses the standard library and ``inspector.runtime`` only.
 """
@@ -41,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from inspector.runtime.model_artifact import ModelArtifactError, load_manifest
+from inspector.runtime.model_artifact import ModelArtifactError, SignatureError, TrustPolicy, load_trusted_manifest
 
 if TYPE_CHECKING:  # pragma: no cover
     from inspector.runtime.onnx_detector import OnnxDetector
@@ -80,6 +86,10 @@ class RegistryIntegrityError(RegistryError):
     """The index, a record, a manifest or the event log disagree: something was edited by hand."""
 
 
+class UntrustedModelError(RegistryIntegrityError):
+    """Signatures are required, and the version's manifest is unsigned or its signature does not hold."""
+
+
 def default_registry_root() -> Path:
     """``$INSPECTOR_REGISTRY`` when set, else the repository's ``models/`` folder."""
     env = os.environ.get(ENV_VAR, "").strip()
@@ -113,6 +123,7 @@ class ResolvedModel:
     sha256: str
     class_names: tuple[str, ...]
     imgsz: tuple[int, int]
+    signed_by: str | None = None  # key id that signed the manifest (None: not checked)
 
     @property
     def spec(self) -> str:
@@ -122,7 +133,11 @@ class ResolvedModel:
         """Build the detector; the ONNX bytes are hashed and checked against the manifest there."""
         from inspector.runtime.onnx_detector import OnnxDetector  # lazy: onnxruntime only when loading
 
-        return OnnxDetector.from_manifest(self.manifest_path, **kwargs)
+        det = OnnxDetector.from_manifest(self.manifest_path, **kwargs)
+        if det.sha256 != self.sha256:  # the manifest was swapped after it was resolved (and verified)
+            raise RegistryIntegrityError(f"{self.spec}: the manifest changed while loading (model sha256 "
+                                         f"{det.sha256}, resolved {self.sha256}); refusing the model")
+        return det
 
 
 def read_index(root: Path) -> dict[str, Any]:
@@ -157,8 +172,9 @@ def describe_versions(versions: Mapping[str, Mapping[str, Any]]) -> str:
 class RegistryReader:
     """Read-only view of a registry folder (the station's only way to find a model)."""
 
-    def __init__(self, root: Path | str | None = None) -> None:
+    def __init__(self, root: Path | str | None = None, trust: TrustPolicy | None = None) -> None:
         self.root = Path(root).expanduser() if root is not None else default_registry_root()
+        self.trust = trust  # signatures required and by which keys; None: not checked
 
     # --- the index ------------------------------------------------------------------------------
     def index(self) -> dict[str, Any]:
@@ -211,7 +227,9 @@ class RegistryReader:
         folder = self.version_dir(name, version)
         manifest_path = folder / MANIFEST_FILE
         try:
-            manifest = load_manifest(manifest_path)
+            manifest, signed_by = load_trusted_manifest(manifest_path, self.trust)
+        except SignatureError as e:
+            raise UntrustedModelError(f"{name}@{version}: {e}") from e
         except ModelArtifactError as e:
             raise RegistryIntegrityError(f"{name}@{version}: {e}") from e
         index_sha = str(entry.get("sha256", "")).lower().removeprefix("sha256:")
@@ -233,6 +251,7 @@ class RegistryReader:
             sha256=manifest.sha256,
             class_names=manifest.class_names,
             imgsz=manifest.imgsz,
+            signed_by=signed_by,
         )
 
 

@@ -45,6 +45,13 @@ def _reason_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--reason", default="", help="Why, in a few words; kept in the event log.")(f)
 
 
+def _sign_key_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--sign-key", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+                        help="ed25519 private key (from `inspector-train keygen`, kept outside the repository, "
+                             "registry and data folders): sign the manifest. Passphrase: "
+                             "$INSPECTOR_SIGNING_PASSPHRASE.")(f)
+
+
 def _open(registry_dir: Path | None):  # -> training.registry.Registry
     from training.registry import Registry
 
@@ -199,13 +206,14 @@ def _parse_imgsz(text: str) -> list[int]:
               help="The training checkpoint (.pt), kept for fine-tuning only; the station never loads it.")
 @click.option("--stage", type=click.Choice(["candidate", "shadow"]), default="candidate", show_default=True,
               help="Stage of the new version (production only through `promote`).")
+@_sign_key_option
 @_user_option
 @_reason_option
 @_registry_option
 def register_cmd(onnx: Path, name: str, classes: tuple[str, ...], data: Path | None, imgsz: str | None,
                  dataset_hash: str | None, parent: str | None, metrics_file: Path | None, card_file: Path | None,
-                 train_config_file: Path | None, weights: Path | None, stage: str, user: str | None, reason: str,
-                 registry_dir: Path | None) -> None:
+                 train_config_file: Path | None, weights: Path | None, stage: str, sign_key: Path | None,
+                 user: str | None, reason: str, registry_dir: Path | None) -> None:
     """Copy an ONNX model into the registry as a new version (a candidate by default).
 
     The version number is assigned (1, 2, ...). The ONNX file's own class names must match the ones
@@ -242,10 +250,12 @@ def register_cmd(onnx: Path, name: str, classes: tuple[str, ...], data: Path | N
     with _errors():
         rec = reg.register(onnx, name, class_names, size, dataset_hash=dataset_hash, train_config=train_config,
                            parent=parent, metrics=metrics, author=user, card=card, weights_pt=weights, stage=stage,
-                           reason=reason)
+                           reason=reason, signing_key=sign_key)
         if metrics and metrics.get("dataset_hash") and metrics.get("split"):
             reg.add_eval(name, rec["version"], metrics, user=rec["author"])
     click.echo(f"registered {name}@{rec['version']} [{rec['stage']}] sha256 {rec['sha256']}")
+    for s in rec.get("signatures") or []:
+        click.echo(f"  signed by key {s['key_id']}")
     click.echo(f"  {reg.root / name / rec['version']}")
 
 
@@ -348,14 +358,15 @@ def _parse_margins(items: tuple[str, ...]) -> dict[str, float | None]:
 @click.option("--recall-tolerance", type=click.FloatRange(min=0.0), default=None,
               help="Largest allowed drop of any class's recall versus production [default: 0.02].")
 @click.option("--dry-run", is_flag=True, help="Only print the gate's verdict; change nothing.")
+@_sign_key_option
 @_user_option
 @_reason_option
 @json_option
 @log_level_option
 @_registry_option
 def promote(spec: str, candidate_eval: Path | None, production_eval: Path | None, margins: tuple[str, ...],
-            recall_tolerance: float | None, dry_run: bool, user: str | None, reason: str, as_json: bool,
-            registry_dir: Path | None) -> None:
+            recall_tolerance: float | None, dry_run: bool, sign_key: Path | None, user: str | None, reason: str,
+            as_json: bool, registry_dir: Path | None) -> None:
     """Put a version in production if it beats production on the same held-out set.
 
     Gate: every gated metric reaches production + margin, at least one is strictly better, and no
@@ -386,7 +397,7 @@ def promote(spec: str, candidate_eval: Path | None, production_eval: Path | None
             else:
                 name, version = split_versioned_spec(spec)
                 result = reg.promote(name, version, user, gate=gate, candidate_eval=cand, production_eval=prod,
-                                     reason=reason)
+                                     reason=reason, signing_key=sign_key)
         except GateRefused as e:
             if not as_json:
                 raise  # its message carries the table

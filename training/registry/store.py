@@ -61,6 +61,7 @@ from training.registry.card import ModelCardInfo, is_number, normalise_metrics, 
 from training.registry.events import EventsCheck, append_event, read_events, verify_events
 from training.registry.files import LOCK_FILE, check_user, exclusive_lock, read_json, utc_now, write_json
 from training.registry.gate import GateConfig, GateRefused, GateResult, evaluate_gate
+from training.registry.signing import load_private_key, sign_manifest
 from training.registry.verify import VerifyReport, verify_registry
 
 RECORD_SCHEMA = 1
@@ -163,12 +164,15 @@ class Registry:
         exported_from: str = "",
         check_metadata: bool = True,
         reason: str = "",
+        signing_key: Path | str | None = None,
     ) -> dict[str, Any]:
         """Copy a model into a new version folder (versions "1", "2", ...); returns its record.
 
         ``check_metadata``: the ONNX file's own class names (ultralytics metadata) must equal
         ``class_names``. ``parent`` is ``name@version`` of a model in this registry, or None.
+        ``signing_key``: an ed25519 private key file; the manifest is signed before the version appears.
         """
+        key = self._signing_key(signing_key)
         onnx_path = Path(onnx_path)
         if not NAME_RE.match(name or ""):
             raise RegistryError(f"model name {name!r}: use lowercase letters, digits, '_', '.' or '-' "
@@ -241,7 +245,10 @@ class Registry:
                     "card_info": card_info.to_dict(), "weights": weights_info, "evals": {},
                     "history": [{"time": created, "user": author, "action": "register",
                                  "from_stage": None, "to_stage": stage}],
+                    "signatures": [],
                 }
+                if key is not None:
+                    record["signatures"].append(_signature_entry(sign_manifest(mpath, key, author)))
                 (tmp / CARD_FILE).write_text(render_card(record), encoding="utf-8")
                 write_json(tmp / RECORD_FILE, record)
                 os.rename(tmp, model_dir / version)  # the version appears complete or not at all
@@ -251,7 +258,8 @@ class Registry:
             model = index["models"].setdefault(name, {"versions": {}, "production_history": []})
             model["versions"][version] = _index_entry(record)
             self._commit(index, self._event("register", author, name, version, None, stage, reason, sha256=sha,
-                                            parent=parent, dataset_hash=dataset_hash))
+                                            parent=parent, dataset_hash=dataset_hash,
+                                            **({"signed_by": record["signatures"][0]["key_id"]} if key else {})))
         return record
 
     # --- evaluations ----------------------------------------------------------------------------
@@ -379,13 +387,15 @@ class Registry:
 
     def promote(self, name: str, version: str, user: str | None, *, gate: GateConfig | None = None,
                 candidate_eval: Mapping[str, Any] | None = None, production_eval: Mapping[str, Any] | None = None,
-                reason: str = "") -> GateResult:
+                reason: str = "", signing_key: Path | str | None = None) -> GateResult:
         """Put ``name@version`` in production if it passes the gate; the previous production is archived.
 
         Evaluations not given are taken from those stored with each version (same dataset and split).
         A refusal raises ``GateRefused`` (nothing changes except a ``promote_refused`` event).
+        ``signing_key``: sign the version's manifest as it goes to production (after its files are checked).
         """
         user = check_user(user)
+        key = self._signing_key(signing_key)
         gate = gate or GateConfig()
         with self._locked() as index:
             entry = self._entry(index, name, version)
@@ -399,6 +409,7 @@ class Registry:
                                                 reason, gate=result.to_dict()))
                 raise GateRefused(result)
             self._check_files(name, version, entry)
+            signed_by = self._sign_version(name, version, key, user)["key_id"] if key is not None else None
             now = utc_now()
             prod = _production(index, name)
             model = index["models"][name]
@@ -412,8 +423,51 @@ class Registry:
             entry["stage"] = PRODUCTION
             history.append(version)
             self._commit(index, self._event("promote", user, name, version, from_stage, PRODUCTION, reason,
-                                            gate=result.to_dict(), replaced=prod))
+                                            gate=result.to_dict(), replaced=prod,
+                                            **({"signed_by": signed_by} if signed_by else {})))
         return result
+
+    # --- signatures -----------------------------------------------------------------------------
+    def _signing_key(self, path: Path | str | None) -> Any:
+        """The private key at ``path`` (None: no signing); refused inside this registry or the repository."""
+        return None if path is None else load_private_key(path, forbidden=[self.root])
+
+    def _sign_version(self, name: str, version: str, key: Any, user: str) -> dict[str, Any]:
+        """Sign the version's manifest and note it in its record (the caller holds the lock, checked the files)."""
+        sig = sign_manifest(self.root / name / version / MANIFEST_FILE, key, user)
+        entry = _signature_entry(sig)
+        path = self._record_path(name, version)
+        rec = read_json(path, "registry record")
+        rec["signatures"] = [s for s in rec.get("signatures") or [] if s.get("key_id") != entry["key_id"]] + [entry]
+        write_json(path, rec)
+        return entry
+
+    def sign(self, spec: str, key_path: Path | str, user: str | None = None, reason: str = "") -> dict[str, Any]:
+        """Sign ``name@version``'s manifest with the private key at ``key_path`` (after checking its files).
+
+        Returns ``{"key_id", "signed", "signer", "manifest_sha256"}``. Signing again (another key, or
+        the same one) replaces the signature file; the record keeps who signed, and the event log when.
+        """
+        name, version = split_versioned_spec(spec)
+        user = check_user(user)
+        key = self._signing_key(key_path)
+        with self._locked() as index:
+            entry = self._entry(index, name, version)
+            folder = self.root / name / version
+            try:
+                manifest = load_manifest(folder / MANIFEST_FILE)
+                verify_sha256(manifest.onnx_path, manifest.sha256)
+            except (ModelArtifactError, FileNotFoundError) as e:
+                raise RegistryIntegrityError(f"{name}@{version} cannot be signed: {e}") from e
+            if manifest.sha256 != entry.get("sha256") or (manifest.name, manifest.version) != (name, version):
+                raise RegistryIntegrityError(f"{name}@{version} cannot be signed: its manifest ({manifest.name}@"
+                                             f"{manifest.version}, sha256 {manifest.sha256}) disagrees with the "
+                                             f"index (sha256 {entry.get('sha256')}); run `inspector-train models "
+                                             "verify`")
+            signed = self._sign_version(name, version, key, user)
+            self._commit(index, self._event("sign", user, name, version, entry.get("stage"), entry.get("stage"),
+                                            reason, signed_by=signed["key_id"]))
+        return signed
 
     def rollback(self, name: str, user: str | None, reason: str = "") -> RollbackResult:
         """Production goes back to the version it replaced (current -> archived); again walks further back."""
@@ -535,6 +589,10 @@ def _production(index: Mapping[str, Any], name: str) -> str | None:
         raise RegistryIntegrityError(f"model '{name}' has {len(prod)} versions in production ({', '.join(prod)}); "
                                      "run `inspector-train models verify`")
     return prod[0] if prod else None
+
+
+def _signature_entry(sig: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: sig[k] for k in ("key_id", "signed", "signer", "manifest_sha256")}
 
 
 def _index_entry(record: Mapping[str, Any]) -> dict[str, Any]:

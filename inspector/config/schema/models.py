@@ -102,3 +102,25 @@ class FusionConfig(ConfigModel):
     k: int = Field(
         1, ge=1, description="Vote: minimum number of models that must agree on a box (<= number of models)."
     )
+
+
+class ModelTrust(ConfigModel):
+    """Signed models: which keys the station trusts, and whether it refuses models they did not sign."""
+
+    require_signature: bool = Field(
+        False,
+        description="Refuse any model whose manifest is not signed by one of `trusted_keys` (registry models: "
+        "model.manifest.json.sig; `path` models: the signed manifest beside the file). Off: signatures are not "
+        "checked (the shipped demo models are unsigned).",
+    )
+    trusted_keys: Annotated[list[PathText], unique_list("trusted key")] = Field(
+        default_factory=list,
+        description="ed25519 PUBLIC key files (PEM, from `inspector-train keygen`) whose signatures this station "
+        "accepts. Never a private key.",
+    )
+
+    @model_validator(mode="after")
+    def _keys_when_required(self) -> "ModelTrust":
+        if self.require_signature and not self.trusted_keys:
+            raise_if([(("trusted_keys",), "required when require_signature is true: at least one public key file")])
+        return self
