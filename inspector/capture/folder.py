@@ -13,8 +13,14 @@ Decisions (kept here because the tests pin them):
 - Context problems (a CSV row naming a file that is not there, an image without a row, a path the
   regex does not match) are all collected when the source is built; with ``strict`` (the default)
   they raise one ``CaptureError`` listing each (file, CSV line), otherwise each is logged.
-- A file that cannot be decoded (zero bytes, truncated PNG / JPEG, not an image) is counted as
-  ``corrupt``, logged with its name and skipped; the replay goes on.
+- Every file is a unit and gets one record. A file that cannot be decoded (zero bytes, truncated
+  PNG / JPEG, not an image, a pixel type the station does not process) is counted (``corrupt`` /
+  ``unsupported``), logged with its name, and yielded as an ``UnreadableFrame`` (NOT_INSPECTED with
+  the reason); the replay goes on.
+- Image size is checked from the file header before decoding (:mod:`inspector.capture.image_header`):
+  above ``max_megapixels`` the file is not decoded and its unit is ERROR with the size and the limit
+  (counted ``too_large``). A format whose header is not read there (not PNG, JPEG, TIFF, BMP, WebP
+  or PNM) cannot be bounded before decoding and is refused like an unreadable file.
 - Pixels are read unchanged: grey stays HxW, colour stays BGR (or BGRA). 16-bit images are scaled
   to 8 bits by dropping the low byte (``v >> 8``): the same mapping for every image, so thresholds
   mean the same on every frame (a per-image stretch would not). Data with fewer significant bits
@@ -35,7 +41,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from inspector.capture.health import CaptureError, SourceStats
+from inspector.capture.health import CaptureError, SourceStats, UnreadableFrame
+from inspector.capture.image_header import HeaderError, image_size
+from inspector.core.decision import Verdict
 from inspector.core.frame import Frame
 
 log = logging.getLogger(__name__)
@@ -45,6 +53,11 @@ INT_KEYS = frozenset({"die_x", "die_y", "wafer", "wafer_slot"})
 _INT = re.compile(r"^[+-]?\d+$")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _MAX_LISTED = 20  # issues shown in one error message
+# Default decode limit per image. 100 MP covers every area-scan sensor in common line use (up to
+# ~65 MP, and the 100 MP class) with room; it bounds one decode at 300 MB for 8-bit BGR (600 MB
+# at 16 bits) and about a second of decoding, where a 20000 x 20000 PNG would take 1.2 GB and
+# 15 s. Stitched line-scan wafer images beyond that need an explicit, larger limit.
+DEFAULT_MAX_MEGAPIXELS = 100.0
 
 
 class ImageDecodeError(ValueError):
@@ -53,6 +66,33 @@ class ImageDecodeError(ValueError):
 
 class UnsupportedImageError(ImageDecodeError):
     """A valid image of a pixel type the station does not process."""
+
+
+class ImageTooLargeError(ImageDecodeError):
+    """The header announces more pixels than the source's limit; the file was not decoded."""
+
+
+def check_image_size(path: Path, max_megapixels: float | None) -> tuple[int, int]:
+    """(width, height) from the header of ``path``; raises ``ImageTooLargeError`` above the limit
+    and ``ImageDecodeError`` when the header is unknown or broken (nothing is decoded)."""
+    with path.open("rb") as fh:
+        if not fh.read(1):
+            raise ImageDecodeError("empty file (0 bytes)")
+        fh.seek(0)
+        try:
+            size = image_size(fh)
+        except HeaderError as e:
+            raise ImageDecodeError(str(e)) from None
+    if size is None:
+        raise ImageDecodeError("not a decodable image (format not recognised from its header, so its size "
+                               "cannot be checked before decoding)")
+    w, h = size
+    if w <= 0 or h <= 0:
+        raise ImageDecodeError(f"header gives an empty image ({w} x {h})")
+    if max_megapixels is not None and w * h > max_megapixels * 1e6:
+        raise ImageTooLargeError(f"image too large: {w} x {h} = {w * h / 1e6:.1f} MP is above this source's "
+                                 f"limit of {max_megapixels:g} MP (max_megapixels); not decoded")
+    return w, h
 
 
 def natural_key(text: str) -> tuple[list[Any], str]:
@@ -169,7 +209,7 @@ def read_sidecar(csv_path: Path, known: set[str]) -> tuple[dict[str, dict[str, A
 class FolderSource:
     """Images of a folder, in natural order, with context from the path and/or a sidecar CSV."""
 
-    COUNTERS = ("files", "frames", "corrupt", "unsupported", "passes")
+    COUNTERS = ("files", "frames", "corrupt", "unsupported", "too_large", "passes")
 
     def __init__(
         self,
@@ -183,8 +223,12 @@ class FolderSource:
         source_id: str = "folder",
         station_id: str = "station",
         strict: bool = True,
+        max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS,
     ) -> None:
+        if max_megapixels is not None and max_megapixels <= 0:
+            raise ValueError(f"folder source {source_id!r}: max_megapixels must be > 0, got {max_megapixels}")
         self.name = source_id
+        self.max_megapixels = max_megapixels
         self.station_id = station_id
         self.root = Path(path)
         self.pattern = pattern
@@ -231,7 +275,8 @@ class FolderSource:
         return {**self._context[rel], "source": self.name, "file": rel}
 
     def frames(self) -> Iterator[Frame]:
-        """Every readable file in order (again and again with ``loop``); unreadable ones skipped."""
+        """Every file in order (again and again with ``loop``); an unreadable or oversized one as an
+        ``UnreadableFrame`` carrying its verdict and reason."""
         warned_16 = False
         n_pass = 0
         while not self._closed:
@@ -243,19 +288,23 @@ class FolderSource:
                 if self._closed:
                     break
                 path = self.root / rel
+                fid = f"{self.name}:{rel}" + ("" if n_pass == 1 else f"#{n_pass}")
                 try:
+                    check_image_size(path, self.max_megapixels)
                     raw = read_image(path.read_bytes())
+                except ImageTooLargeError as e:
+                    yield self._unreadable("too_large", fid, rel, str(e), Verdict.ERROR)
+                    continue
                 except UnsupportedImageError as e:
-                    self._skip("unsupported", rel, str(e))
+                    yield self._unreadable("unsupported", fid, rel, str(e))
                     continue
                 except (ImageDecodeError, OSError) as e:
-                    self._skip("corrupt", rel, str(e))
+                    yield self._unreadable("corrupt", fid, rel, str(e))
                     continue
                 if raw.dtype == np.uint16 and not warned_16:
                     log.info("folder source %r: 16-bit images are scaled to 8 bits (value >> 8)", self.name)
                     warned_16 = True
                 image = to_8bit(raw)
-                fid = f"{self.name}:{rel}" + ("" if n_pass == 1 else f"#{n_pass}")
                 frame = Frame(fid, self.station_id, self.name, time.monotonic(), Frame.utc_now(), image,
                               self.context(rel))
                 self._stats.inc("frames")
@@ -269,14 +318,18 @@ class FolderSource:
                 break
         self._stats.set_state("closed" if self._closed else "ended")
 
-    def _skip(self, counter: str, rel: str, reason: str) -> None:
+    def _unreadable(self, counter: str, fid: str, rel: str, reason: str,
+                    verdict: Verdict = Verdict.NOT_INSPECTED) -> UnreadableFrame:
         self._stats.inc(counter)
-        msg = f"skipped '{self.root / rel}': {reason}"
+        msg = f"'{self.root / rel}': {reason}"
         self._stats.error(msg)
-        log.warning("folder source %r: %s", self.name, msg)
+        log.warning("folder source %r: %s (recorded as %s)", self.name, msg, verdict.value)
+        return UnreadableFrame(fid, self.station_id, self.name, time.monotonic(), Frame.utc_now(),
+                               UnreadableFrame.placeholder(), self.context(rel), verdict=verdict,
+                               reason=f"{verdict.value.replace('_', ' ')}: file '{rel}': {reason}")
 
     def stats(self) -> dict[str, Any]:
-        """Counters: files, frames, corrupt, unsupported, passes; state; last_error."""
+        """Counters: files, frames (decoded), corrupt, unsupported, too_large, passes; state; last_error."""
         return self._stats.snapshot()
 
     def close(self) -> None:
@@ -288,5 +341,6 @@ class FolderSource:
         return f"FolderSource({self.name!r}, root='{self.root}', files={len(self.files)}, loop={self.loop})"
 
 
-__all__ = ["FolderSource", "ImageDecodeError", "UnsupportedImageError", "decode_image", "natural_key",
+__all__ = ["DEFAULT_MAX_MEGAPIXELS", "FolderSource", "ImageDecodeError", "ImageTooLargeError",
+           "UnsupportedImageError", "check_image_size", "decode_image", "natural_key",
            "read_image", "read_sidecar", "to_8bit", "typed_context", "INT_KEYS"]

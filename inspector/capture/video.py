@@ -27,6 +27,13 @@ Decisions:
   ``#<pass>`` appended from the second ``loop`` pass on) and ``<source>:<session start UTC>-<n>``
   for live sources (n counts delivered frames; unique across runs). A file reopened after a stall
   resumes at the frame it had reached (``CAP_PROP_POS_FRAMES``) so no unit is inspected twice.
+- Freezes by count: ``freeze_frames`` identical pictures in a row (files too: a decoder or a
+  recorder that repeats its last picture) open a ``freeze`` event, which ends with the next new
+  picture (or the close). While frozen, a source that drops (monitoring) skips the repeats
+  (``frozen_skipped``): a repeated picture is no new unit. Inspection flow still gets every frame.
+- Events (``listen_events``): ``stall`` and time-based ``freeze`` begin when the watchdog fires
+  and end, with a ``reconnect`` event, at the first frame of the reopened capture; each carries
+  UTC times, so the station can store what happened and when.
 - Credentials in stream URLs (``rtsp://user:pass@host``) are masked in logs and errors.
 """
 
@@ -39,13 +46,14 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
-from inspector.capture.health import CaptureError, SourceStats
+from inspector.capture.health import CaptureError, SourceEvent, SourceStats
 from inspector.core.frame import Frame
 
 log = logging.getLogger(__name__)
@@ -100,7 +108,7 @@ class VideoSource:
     """Frames from ``cv2.VideoCapture`` (or an injected ``open_capture``), with a stall watchdog."""
 
     COUNTERS = ("frames", "corrupt", "read_failures", "stalls", "frozen", "reconnects", "open_failures",
-                "dropped", "fps_skipped")
+                "dropped", "fps_skipped", "frozen_skipped")
 
     def __init__(
         self,
@@ -118,6 +126,7 @@ class VideoSource:
         drop_oldest: bool | None = None,
         queue_size: int = 4,
         open_capture: Callable[[str], CaptureLike] | None = None,
+        freeze_frames: int | None = 50,
     ) -> None:
         if stall_timeout_s <= 0 or backoff_initial_s <= 0 or backoff_max_s < backoff_initial_s:
             raise ValueError("VideoSource: need stall_timeout_s > 0 and 0 < backoff_initial_s <= backoff_max_s")
@@ -125,6 +134,9 @@ class VideoSource:
             raise ValueError(f"VideoSource: fps_limit must be > 0, got {fps_limit}")
         if queue_size < 1:
             raise ValueError(f"VideoSource: queue_size must be >= 1, got {queue_size}")
+        if freeze_frames is not None and freeze_frames < 2:
+            raise ValueError(f"VideoSource: freeze_frames must be >= 2 (or None), got {freeze_frames}")
+        self.freeze_frames = freeze_frames
         self.uri = uri
         self.camera = camera
         self.name = source_id or camera
@@ -160,6 +172,28 @@ class VideoSource:
         self._next_t = 0.0
         self._session = ""
         self._supervisor: threading.Thread | None = None
+        self._same = 0                 # identical pictures in a row, this one included
+        self._same_since: datetime | None = None  # UTC of the first of them
+        self._open_events: dict[str, datetime] = {}      # open events: kind -> since (UTC)
+        self._outage: str | None = None           # stall / frozen the watchdog reopened for
+
+    def listen_events(self, listener: Callable[[SourceEvent], None] | None) -> None:
+        """Stalls, freezes and reconnects go to ``listener`` (on this source's threads; it must not block)."""
+        self._stats.listen(listener)
+
+    def _event(self, kind: str, t: datetime, *, end: bool = False, **detail: Any) -> None:
+        """Begin or end an event once (under no lock: the listener may take its own)."""
+        with self._cond:
+            if end:
+                since = self._open_events.pop(kind, None)
+                if since is None:
+                    return
+                detail["duration_s"] = round((t - since).total_seconds(), 3)
+            elif kind != "reconnect":
+                if kind in self._open_events:
+                    return
+                self._open_events[kind] = t
+        self._stats.event(SourceEvent(self.name, kind, t, end, detail))
 
     # --- public --------------------------------------------------------------------------------
     def frames(self) -> Iterator[Frame]:
@@ -181,7 +215,7 @@ class VideoSource:
 
     def stats(self) -> dict[str, Any]:
         """frames, corrupt, read_failures, stalls, frozen, reconnects, open_failures, dropped,
-        fps_skipped, queued, state, last_error."""
+        fps_skipped, frozen_skipped, <kind>_events, queued, state, last_error."""
         with self._cond:
             queued = len(self._buf)
         return self._stats.snapshot(queued=queued)
@@ -192,9 +226,13 @@ class VideoSource:
         with self._cond:
             self._gen += 1
             self._cond.notify_all()
+            still_open = list(self._open_events)
         t = self._supervisor
         if t is not None and t is not threading.current_thread():
             t.join(timeout=1.0)
+        now = datetime.now(timezone.utc)
+        for kind in still_open:  # the run ends during the condition: it lasted at least until now
+            self._event(kind, now, end=True, until="source closed")
         self._stats.set_state("closed")
 
     def __repr__(self) -> str:
@@ -254,6 +292,11 @@ class VideoSource:
             with self._cond:
                 delivered = self._gen_good > 0
                 self._gen += 1  # abandon the reader; its capture is released when read() returns
+                last = self._last_read if outcome == "stall" else self._last_new
+                self._outage = outcome
+            since = datetime.now(timezone.utc) - timedelta(seconds=max(0.0, time.monotonic() - last))
+            self._event("stall" if outcome == "stall" else "freeze", since, timeout_s=self.stall_timeout_s,
+                        uri=redact(self.uri))
             msg = (f"video source {self.name!r}: {'no new frame' if outcome == 'stall' else 'the same image'} for "
                    f"{self.stall_timeout_s:g} s from '{redact(self.uri)}' ({outcome}); reconnecting")
             self._stats.error(msg)
@@ -360,9 +403,20 @@ class VideoSource:
                     if gen != self._gen:
                         return
                     self._last_read = now
-                    if sig != self._last_sig:
+                    new_picture = sig != self._last_sig
+                    if new_picture:
                         self._last_sig, self._last_new = sig, now
+                        self._same, self._same_since = 1, None
+                    else:
+                        self._same += 1
+                    reconnected, self._outage = (self._outage, None) if self._gen_good == 0 else (None, self._outage)
                     self._gen_good += 1
+                    same = self._same
+                    frozen = "freeze" in self._open_events
+                if reconnected is not None:
+                    self._reconnected(reconnected)
+                if self._check_freeze(new_picture, same, frozen):
+                    continue
                 if self.fps_limit and not self._pace(gen, now):
                     continue
                 self._deliver(gen, img, now, pos)
@@ -370,6 +424,28 @@ class VideoSource:
             log.exception("video source %r: reader failed", self.name)
         finally:
             _release(cap)
+
+    def _reconnected(self, outage: str) -> None:
+        # The first frame of a reopened capture: the stall (or freeze) that made us reopen ended.
+        now = datetime.now(timezone.utc)
+        self._event("reconnect", now, after=outage, reconnects=self._stats.get("reconnects"))
+        self._event("stall" if outage == "stall" else "freeze", now, end=True, until="reconnected")
+
+    def _check_freeze(self, new_picture: bool, same: int, frozen: bool) -> bool:
+        """Freeze events by count; True when this frame is a repeat to skip (monitoring, frozen).
+        A new picture costs one clock read; a repeat, a compare."""
+        if new_picture:
+            self._same_since = datetime.now(timezone.utc)
+            if frozen and self._outage is None:
+                self._event("freeze", self._same_since, end=True, until="new picture")
+            return False
+        if self.freeze_frames is not None and same == self.freeze_frames:
+            self._event("freeze", self._same_since or datetime.now(timezone.utc), frames=same)
+            frozen = True
+        if frozen and self.drop_oldest:
+            self._stats.inc("frozen_skipped")
+            return True
+        return False
 
     def _pace(self, gen: int, now: float) -> bool:
         """True when this frame may go out now (live: skip early ones; file: wait for its slot)."""

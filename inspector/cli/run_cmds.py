@@ -11,6 +11,7 @@ from inspector.cli.common import load_station_config, log_to_data_dir
 from inspector.cli.gui_launch import finish_gui, open_gui, open_station_gui, want_gui
 from inspector.cli.run_progress import station_progress
 from inspector.cli.run_summary import finish
+from inspector.cli.run_watchdog import station_watchdog
 from inspector.util.clickopts import json_option, progress_option
 from inspector.util.progress import Progress
 
@@ -40,7 +41,9 @@ def _run_station(cfg, *, max_frames: int | None, registry: Path | None, data_dir
     try:
         station = Station.from_config(cfg, config_hash(cfg), registry_root=registry, data_dir=data_dir,
                                       allow_no_model=allow_no_model)
-        with stop_on_signals(station), station_progress(station, progress, total=max_frames):
+        # under systemd: READY once running, WATCHDOG only while it makes progress (run_watchdog)
+        with stop_on_signals(station), station_progress(station, progress, total=max_frames), \
+                station_watchdog(station):
             return station.run(max_frames)
     except StationError as e:
         raise click.ClickException(str(e)) from None
@@ -117,6 +120,10 @@ def run(config_arg: str | None, config_path: str | None, headless: bool, force_g
     With a display (and PySide6) the operator app opens, logs the operator in and starts the
     station (in its own process); with --max-frames the app closes when that run ends and prints
     the summary. --headless, or --json, never open it.
+
+    Exit status: 0 when every unit was judged and recorded; 1 when the run did not complete
+    cleanly (units not inspected, records not acknowledged); 3 when the station faulted (the
+    store refused a record: it stopped taking units; the summary names those not recorded).
     """
     if config_arg and config_path and config_arg != config_path:
         raise click.UsageError(f"two configs given: {config_arg} and --config {config_path}; give one")

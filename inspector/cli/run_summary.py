@@ -6,6 +6,17 @@ import json
 
 import click
 
+from inspector.store.anchors import anchor_of_db
+
+# Exit status of a run that faulted (the record of decisions failed: units were taken but not
+# recorded), apart from 1 (incomplete: units not inspected or not acknowledged) so that line
+# control can tell "re-run these units" from "check the run".
+EXIT_FAULTED = 3
+
+
+class RunFaulted(click.ClickException):
+    exit_code = EXIT_FAULTED
+
 
 def _fmt_ms(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f} ms"
@@ -31,6 +42,7 @@ def print_summary(s: dict) -> None:
                f"rules p50 {_fmt_ms(st['rules']['p50'])}")
     if s["dropped"] or s["corrupt"]:
         click.echo(f"dropped {s['dropped']} (monitoring: oldest frame dropped when behind), corrupt {s['corrupt']}")
+    _print_events_and_fault(s)
     for w, info in s["wafers"].items():
         line = f"wafer {w}: truth {info.get('truth_signature') or '-'}"
         if "verdict" in info:
@@ -46,6 +58,20 @@ def print_summary(s: dict) -> None:
     for err in s["errors"][-5:]:
         click.echo(f"warning: {err}", err=True)
     click.echo(f"database {s['db']}")
+
+
+def _print_events_and_fault(s: dict) -> None:
+    counts = (s.get("events") or {}).get("counts") or {}
+    if counts:
+        click.echo("station events: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())))
+    unrecorded = s.get("unrecorded") or {}
+    if unrecorded.get("count"):
+        shown = unrecorded.get("frames") or []
+        more = "" if len(shown) >= unrecorded["count"] else f" (first {len(shown)} listed)"
+        click.echo(f"NOT RECORDED: {unrecorded['count']} unit(s) the store refused{more}: " + ", ".join(shown[:10])
+                   + (" ..." if len(shown) > 10 else ""))
+    if s.get("fault"):
+        click.echo(f"FAULTED: {s['fault']}")
 
 
 def _fmt_score(v: float | None) -> str:
@@ -69,10 +95,17 @@ def _print_site(site: dict) -> None:
 
 def finish(summary: dict, as_json: bool) -> None:
     """Print the summary; a run that did not complete cleanly is an error (exit 1) naming where to look."""
+    summary = {**summary, "audit_head": anchor_of_db(summary["db"])}  # the chain head, published (#15)
     if as_json:
         click.echo(json.dumps(summary, default=str))
     else:
         print_summary(summary)
+    if summary.get("state") == "faulted":
+        unrecorded = (summary.get("unrecorded") or {}).get("count")
+        raise RunFaulted(
+            f"run {summary['run_id']} FAULTED: {summary.get('fault') or 'a pipeline stage failed'}"
+            f"{f'; {unrecorded} unit(s) not recorded' if unrecorded else ''}; "
+            f"see {summary['summary_file'] or summary['db']}")
     if not summary["complete"]:
         raise click.ClickException(
             f"run {summary['run_id']} did not complete cleanly (state {summary['state']}, "

@@ -20,6 +20,9 @@ _SHORT_ERRORS: tuple[tuple[str, str], ...] = (
     (r"network is unreachable", "network unreachable"),
     (r"connection reset|connection aborted|connection lost|remote end closed", "connection lost"),
     (r"no space left", "disk full"),
+    (r"database or disk is full", "store full"),
+    (r"disk i/o error", "store I/O error"),
+    (r"database is locked", "store locked"),
     (r"permission denied", "permission denied"),
     (r"cannot (write|create folder|sync folder)", "cannot write the folder"),
 )
@@ -108,10 +111,33 @@ def mes_field(snapshot: Mapping[str, Any] | None, configured: Sequence[str]) -> 
     return "MES: " + " | ".join(mes_link(n, stats.get(n)) for n in names)
 
 
+def fault_reason(snapshot: Mapping[str, Any]) -> str:
+    """Why the station faulted, in a few words (the newest 'faulted: ...' error), or ''."""
+    for err in reversed(list(snapshot.get("errors") or ())):
+        if str(err).startswith("faulted: "):
+            return short_error(str(err)[len("faulted: "):])
+    return ""
+
+
+def events_text(snapshot: Mapping[str, Any]) -> str:
+    """Station events for the status bar: 'stall 1, freeze 2; FROZEN gate since 08:00:01', or ''."""
+    ev = snapshot.get("events") or {}
+    counts = ev.get("counts") or {}
+    text = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in sorted(counts.items()))
+    open_now = [f"{str(o.get('kind', '')).replace('_', ' ').upper()} {o.get('source') or 'station'} since "
+                f"{str(o.get('since', ''))[11:19]}" for o in ev.get("open") or ()]
+    return "; ".join(x for x in (text, ", ".join(open_now)) if x)
+
+
 def status_fields(snapshot: Mapping[str, Any] | None, *, state: str, models: Sequence[str],
                   mes: Sequence[str]) -> dict[str, str]:
-    """One text per status-bar field: state, fps, latency, queue, drops, models, MES."""
+    """One text per status-bar field: state (with the fault's reason), fps, latency, queue, drops
+    (with station events: stalls, freezes, reconnects, store gaps), models, MES."""
     snap = snapshot or {}
+    if state == "faulted":
+        why = fault_reason(snap)
+        state = "FAULTED" + (f": {why}" if why else "")
+    events = events_text(snap)
     lat = (snap.get("latency_ms") or {})
     e2e = lat.get("end_to_end") or {}
     if not e2e.get("n"):
@@ -121,7 +147,7 @@ def status_fields(snapshot: Mapping[str, Any] | None, *, state: str, models: Seq
         "fps": f"{float(snap.get('fps') or 0.0):.1f} fps",
         "latency": f"latency p50 {_ms(e2e.get('p50'))} / p99 {_ms(e2e.get('p99'))} ms",
         "queue": f"queue {queue_depth(snap)}",
-        "drops": f"drops {int(snap.get('dropped') or 0)}",
+        "drops": f"drops {int(snap.get('dropped') or 0)}" + (f" | events: {events}" if events else ""),
         "models": "models: " + (", ".join(models) if models else "none"),
         "mes": mes_field(snap, mes),
     }

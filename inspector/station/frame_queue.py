@@ -1,10 +1,17 @@
-"""A bounded FIFO between pipeline stages that can drop its oldest item and be closed."""
+"""The queues between pipeline stages.
+
+``FrameQueue``: a bounded FIFO that can drop its oldest item and be closed (inspection flow's
+inference queue, every record queue). ``LatestPerSource``: monitoring flow's inference queue,
+where each source keeps only its own latest frames and the sources are served in turn, so a
+camera cannot crowd out another by the phase of its frames against the judge's.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import deque
+from collections.abc import Hashable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -49,8 +56,9 @@ class FrameQueue(Generic[T]):
             self._append(item)
         return time.monotonic() - t0
 
-    def put_latest(self, item: T) -> T | None:
-        """Append without waiting; when full, remove and return the oldest item (the drop)."""
+    def put_latest(self, item: T, key: Hashable = None) -> T | None:
+        """Append without waiting; when full, remove and return the oldest item (the drop).
+        ``key`` (the source) is not used here: see :class:`LatestPerSource`."""
         with self._cond:
             if self._closed:
                 raise QueueClosed(f"{self.name} is closed")
@@ -89,3 +97,89 @@ class FrameQueue(Generic[T]):
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+
+class LatestPerSource(FrameQueue[T]):
+    """Monitoring flow's inference queue: every source (``key``) keeps its latest ``per_source``
+    items (``maxsize`` shared out among ``sources``, at least one each); ``put_latest`` drops
+    that source's own oldest, never another's; ``get_batch`` serves the sources round-robin,
+    each in its own order. ``put`` waits while the source's slots are full. ``close`` as for
+    :class:`FrameQueue`."""
+
+    def __init__(self, maxsize: int, name: str = "queue", sources: int = 1) -> None:
+        super().__init__(maxsize, name)
+        self.per_source = max(1, self.maxsize // max(1, int(sources)))
+        self._slots: dict[Hashable, deque[T]] = {}
+        self._turn: deque[Hashable] = deque()  # sources holding items, in serving order
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def put(self, item: T, key: Hashable = None) -> float:
+        t0 = time.monotonic()
+        with self._cond:
+            slot = self._slot(key)
+            while len(slot) >= self.per_source and not self._closed:
+                self._cond.wait()
+            if self._closed:
+                raise QueueClosed(f"{self.name} is closed")
+            self._add(key, slot, item)
+        return time.monotonic() - t0
+
+    def put_latest(self, item: T, key: Hashable = None) -> T | None:
+        with self._cond:
+            if self._closed:
+                raise QueueClosed(f"{self.name} is closed")
+            slot = self._slot(key)
+            if len(slot) >= self.per_source:
+                dropped = slot.popleft()  # this source's oldest: it stays in its turn
+                slot.append(item)
+                return dropped
+            self._add(key, slot, item)
+        return None
+
+    def _slot(self, key: Hashable) -> deque[T]:
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = deque()
+        return slot
+
+    def _add(self, key: Hashable, slot: deque[T], item: T) -> None:
+        if not slot:
+            self._turn.append(key)
+        slot.append(item)
+        self._n += 1
+        if self._n > self.high_water:
+            self.high_water = self._n
+        self._cond.notify_all()
+
+    def get_batch(self, max_items: int, timeout: float | None = None) -> list[T]:
+        with self._cond:
+            if not self._n and not self._closed:
+                self._cond.wait_for(lambda: self._n or self._closed, timeout)
+            if not self._n:
+                if self._closed:
+                    raise QueueClosed(f"{self.name} is closed")
+                return []
+            out = self._take(max_items)
+            self._cond.notify_all()  # room for a waiting put
+        return out
+
+    def drain(self) -> list[T]:
+        with self._cond:
+            out = self._take(self._n)
+            self._cond.notify_all()
+        return out
+
+    def _take(self, n: int) -> list[T]:
+        out: list[T] = []
+        turn, slots = self._turn, self._slots
+        while turn and len(out) < n:
+            key = turn.popleft()
+            slot = slots[key]
+            out.append(slot.popleft())
+            if slot:
+                turn.append(key)  # served: to the back of the turn
+        self._n -= len(out)
+        return out

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,8 @@ STAGES: tuple[str, ...] = ("capture_wait", "inference", "rules", "record", "ack"
 STATES: tuple[str, ...] = ("idle", "running", "paused", "stopping", "stopped", "faulted")
 _VERDICTS = ("pass", "fail", "review", "error", "not_inspected")
 _MAX_ERRORS = 20  # newest error messages kept for the snapshot
+_RECENT_EVENTS = 8  # newest station events (begins and ends) kept for the snapshot
+_LASTING_EVENTS = frozenset({"stall", "freeze", "store_gap"})  # shown as open until they end
 
 
 class Ring:
@@ -87,6 +91,9 @@ class Metrics:
         self._drops: dict[str, int] = {}
         self._blocked_s = 0.0
         self._errors: list[str] = []
+        self._events: dict[str, int] = {}                         # station events begun, per kind
+        self._open_events: dict[tuple[str | None, str], str] = {}  # (source, kind) -> since (UTC ISO)
+        self._recent_events: deque[dict[str, Any]] = deque(maxlen=_RECENT_EVENTS)
         self._gauges: dict[str, Callable[[], Any]] = {}
         self._sources: list[Any] = []
         self._state = "idle"
@@ -128,6 +135,19 @@ class Metrics:
     def count(self, name: str, n: int = 1) -> None:
         with self._lock:
             self._counts[name] = self._counts.get(name, 0) + n
+
+    def event(self, kind: str, source: str | None, t: datetime, *, end: bool = False) -> None:
+        """A station event (stall, freeze, reconnect, store gap) begins or (``end``) ends: counted
+        when it begins, shown while open; rare, so the small bookkeeping is no per-frame cost."""
+        when = t.isoformat(timespec="seconds")
+        with self._lock:
+            if end:
+                self._open_events.pop((source, kind), None)
+            else:
+                self._events[kind] = self._events.get(kind, 0) + 1
+                if kind in _LASTING_EVENTS:
+                    self._open_events[(source, kind)] = when
+            self._recent_events.append({"kind": kind, "source": source, "t": when, "end": end})
 
     def error(self, message: str) -> None:
         with self._lock:
@@ -194,6 +214,9 @@ class Metrics:
             counts, verdicts, drops = dict(self._counts), dict(self._verdicts), dict(self._drops)
             blocked, errors, state = self._blocked_s, list(self._errors), self._state
             gauges, sources = dict(self._gauges), list(self._sources)
+            events = {"counts": dict(self._events),
+                      "open": [{"kind": k, "source": src, "since": t} for (src, k), t in self._open_events.items()],
+                      "recent": list(self._recent_events)}
             t_start, t_end = self._t_start, self._t_end
         # Gauges and source stats take their own locks: read them outside ours.
         elapsed = 0.0 if t_start is None else (t_end if t_end is not None else now) - t_start
@@ -215,6 +238,7 @@ class Metrics:
             "sources": source_stats,
             "detector": _capacity(infer_pf, arrive, blocked, elapsed),
             "errors": errors,
+            "events": events,
         }
 
 

@@ -6,9 +6,11 @@ Flow (DESIGN.md, "Modes of flow"):
   (back-pressure); nothing is dropped. Every accepted frame gets exactly one ``Decision``: its
   verdict, ERROR when the model or the rules raised, NOT_INSPECTED when the pipeline had to give
   up before judging it.
-- ``monitoring``: when the inference queue is full, the OLDEST waiting frame is dropped (the
-  latest frame wins) and the drop is counted per source. Dropped frames get no decision; only
-  live video runs this way.
+- ``monitoring``: each source keeps its latest frames in the inference queue (``queue_size``
+  shared out among the sources, at least one each); a new frame drops that source's OLDEST
+  waiting one (the latest frame wins), counted per source, and the judge takes the sources in
+  turn (:class:`~inspector.station.frame_queue.LatestPerSource`), so one camera cannot crowd out
+  another. Dropped frames get no decision; only live video runs this way.
 
 Threads: one capture worker per source, one inference worker (the rules keep state, such as
 persistence, so frames are judged in order by one thread), one record worker (wafer tracking,
@@ -18,6 +20,19 @@ loop -> teardown and has a stop event (:mod:`inspector.station.workers`).
 The judge returns one ``Judgement`` per batch; its ``FrameResult``s go to the sinks as they are.
 Once the last batch is judged, ``judge.finish()`` returns what the run's end closes (a site
 judge's open incidents): its events reach every sink's ``accept_events`` after the last result.
+
+Units a source could not read (``UnreadableFrame``: an unreadable file, an image above the size
+limit) never reach the judge: they are recorded in their place in the order with the verdict and
+reason the source gave.
+
+A store that stops accepting (``fault()``, called by the store sink on the first record that
+failed after the writer's bounded retry) faults the station: capture closes at once and, in
+inspection flow, inference is abandoned, so nothing is judged after the failure; frames already
+taken are recorded as NOT_INSPECTED (a record the store may still refuse: the store sink names
+them). The state stays ``faulted`` to the end. Before that, while the store retries the failing
+commit, ``hold()`` stops the capture at once (no new unit is taken behind a commit that may never
+happen; at most the frame a source is returning at that moment comes in) and ``release()``
+lets it go on when the retry succeeds; a hold is not a pause the operator can lift.
 
 Stopping: ``stop()`` closes the capture, lets every accepted frame through inference and the
 sinks, waits until the sinks are flushed (the store acknowledged every record), then returns.
@@ -34,10 +49,11 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 
+from inspector.capture.health import UnreadableFrame
 from inspector.core.decision import Decision, Verdict
 from inspector.core.frame import Frame
 from inspector.core.ports import FrameSource
-from inspector.station.frame_queue import FrameQueue, QueueClosed
+from inspector.station.frame_queue import FrameQueue, LatestPerSource, QueueClosed
 from inspector.station.inspection import NotInspected, WaferSummary, WaferTracker
 from inspector.station.judgement import FrameResult, Judge, Judgement
 from inspector.station.metrics import Metrics
@@ -57,10 +73,11 @@ _RECORD_BATCH = 64       # results the record worker takes at a time
 class CaptureWorker(Worker):
     """One source's frames into the pipeline, within the pipeline's frame reservations."""
 
-    def __init__(self, pipeline: Pipeline, source: FrameSource) -> None:
+    def __init__(self, pipeline: Pipeline, source: FrameSource, slot: int = 0) -> None:
         super().__init__(f"capture-{source.name}", pipeline._worker_failed)
         self.p = pipeline
         self.source = source
+        self.slot = slot  # its own place in the monitoring queue
         self.in_put = False  # holding a frame, waiting for room: making progress, never abandoned
         self._it: Iterator[Frame] = iter(())  # the source's iterator, opened on the worker thread
 
@@ -71,6 +88,9 @@ class CaptureWorker(Worker):
         p = self.p
         if not p._wait_running(self.stop_event) or not p._reserve():
             return False
+        if not p._running.is_set():  # held or paused since: take nothing now
+            p._release()
+            return True
         try:
             frame = next(self._it)
         except StopIteration:
@@ -81,7 +101,7 @@ class CaptureWorker(Worker):
             raise
         self.in_put = True
         try:
-            p._accept(frame)
+            p._accept(frame, self.slot)
         finally:
             self.in_put = False
         return True
@@ -131,20 +151,24 @@ class Pipeline:
         self.metrics = metrics or Metrics()
         self.frame_id_prefix = frame_id_prefix
         self.record_stage = RecordStage(sinks, wafer_tracker, self.metrics, on_fault=self._close_capture)
-        self._in_q: FrameQueue[Frame] = FrameQueue(queue_size, "inference queue")
+        self._in_q: FrameQueue[Frame] = (FrameQueue(queue_size, "inference queue") if mode == "inspection" else
+                                         LatestPerSource(queue_size, "inference queue", len(self.sources)))
         # Results are never dropped, whatever the mode: the record queue always back-pressures.
         self._rec_q: FrameQueue[FrameResult | RunEvents] = FrameQueue(max(queue_size, 2 * self.batch_size),
                                                                       "record queue")
         self.metrics.add_gauge("inference", self._in_q.__len__)
         self.metrics.add_gauge("record", self._rec_q.__len__)
         self.metrics.add_sources(self.sources)
-        self._running = threading.Event()   # cleared while paused
+        self._running = threading.Event()   # cleared while paused or held
+        self._paused = False                # the operator's pause
+        self._held: str | None = None       # why the store holds the capture (None: it does not)
         self._capture_stop = threading.Event()
         self._done = threading.Event()      # the record stage has finished
         self._lock = threading.Lock()       # max_frames reservations, live capture count
         self._claim = threading.Lock()      # who records an in-flight batch: the worker or stop()
         self._inflight: list[Frame] | None = None
         self._aborted = False
+        self._faulted = False
         self._max_frames: int | None = None
         self._reserved = 0
         self._live_captures = 0
@@ -175,7 +199,7 @@ class Pipeline:
         self._started = True
         self._max_frames = max_frames
         self._running.set()
-        self._captures = [CaptureWorker(self, s) for s in self.sources]
+        self._captures = [CaptureWorker(self, s, i) for i, s in enumerate(self.sources)]
         self._live_captures = len(self._captures)
         self._inference = QueueWorker("inference", self._in_q, self.batch_size, self._judge_batch,
                                       self._inference_finished, self._worker_failed)
@@ -189,13 +213,46 @@ class Pipeline:
     def pause(self) -> None:
         """Stop taking new frames from the sources; frames already accepted are still judged."""
         if self._started and not self._capture_stop.is_set():
-            self._running.clear()
+            with self._lock:
+                self._paused = True
+                self._running.clear()
             self.metrics.state = "paused"
 
     def resume(self) -> None:
+        """Lift the operator's pause (a store hold, if any, still holds the capture)."""
         if self._started and not self._capture_stop.is_set():
-            self._running.set()
+            with self._lock:
+                self._paused = False
+                if self._held is None:
+                    self._running.set()
             self.metrics.state = "running"
+
+    def hold(self, reason: str) -> None:
+        """Take no new frame from the sources until ``release()`` (the store is retrying a failed
+        commit). Non-blocking, safe from any thread; frames already taken go on."""
+        with self._lock:
+            if self._held is not None or self._faulted or self._capture_stop.is_set():
+                return
+            self._held = reason
+            self._running.clear()
+        log.warning("station holds its sources: %s", reason)
+        self.metrics.count("capture_holds")
+
+    def release(self) -> None:
+        """End a ``hold()``: the sources go on (unless paused, stopping or faulted)."""
+        with self._lock:
+            if self._held is None:
+                return
+            self._held = None
+            if not self._paused:
+                self._running.set()
+        if not self._capture_stop.is_set():
+            log.warning("station takes units again: the store commits")
+
+    @property
+    def held(self) -> str | None:
+        """Why the capture is held now (None: it is not)."""
+        return self._held
 
     def request_stop(self) -> None:
         """Ask the capture to end (non-blocking); ``wait`` returns once every accepted frame is
@@ -256,9 +313,32 @@ class Pipeline:
                 complete = False
             if not self.record_stage.flush(record_deadline):
                 complete = False
-            self.metrics.state = "stopped"
-            self._stopped = complete and self.metrics.state != "faulted"
+            faulted = self.metrics.state == "faulted"
+            if not faulted:  # a fault is what the run ended in; a stop does not wash it away
+                self.metrics.state = "stopped"
+            self._stopped = complete and not faulted
             return self._stopped
+
+    def fault(self, reason: str) -> None:
+        """The record of decisions failed: stop taking units now and (inspection) judge nothing more.
+
+        Non-blocking, safe from any thread (the store writer's included): abandoning inference
+        waits for threads that may wait for the writer, so it runs on a thread of its own."""
+        with self._lock:
+            if self._faulted:
+                return
+            self._faulted = True
+        self.metrics.state = "faulted"
+        log.error("station faulted: %s", reason)
+        self.metrics.error(f"faulted: {reason}")
+        self._capture_stop.set()  # no capture worker takes another frame from here
+        self._running.set()
+        threading.Thread(target=self._after_fault, args=(reason,), name="pipeline-fault", daemon=True).start()
+
+    def _after_fault(self, reason: str) -> None:
+        self._close_capture()  # closing a camera may take a while: never on the caller's thread
+        if self.mode == "inspection" and self._started:
+            self._abort(f"not inspected: the station faulted before judging this unit ({reason})")
 
     def _join_captures(self, deadline: float | None) -> bool:
         t_close = time.monotonic()
@@ -327,7 +407,7 @@ class Pipeline:
         with self._lock:
             self._reserved -= 1
 
-    def _accept(self, frame: Frame) -> None:
+    def _accept(self, frame: Frame, slot: int = 0) -> None:
         """A frame from a source enters the pipeline: from here it gets exactly one decision
         (inspection) or is judged / counted as dropped (monitoring)."""
         if self.frame_id_prefix:
@@ -337,7 +417,7 @@ class Pipeline:
             if self.mode == "inspection":
                 self.metrics.blocked(self._in_q.put(frame))
             else:
-                dropped = self._in_q.put_latest(frame)
+                dropped = self._in_q.put_latest(frame, slot)
                 if dropped is not None:
                     self.metrics.dropped(dropped.source)
         except QueueClosed:
@@ -354,11 +434,15 @@ class Pipeline:
 
     # --- inference ----------------------------------------------------------------------------
     def _judge_batch(self, batch: list[Frame]) -> None:
+        if any(isinstance(f, UnreadableFrame) for f in batch):
+            self._judge_with_unreadable(batch)
+            return
         t_pick = time.monotonic()
         for f in batch:
             self.metrics.observe("capture_wait", max(0.0, t_pick - f.t_monotonic))
         with self._claim:
-            late = self._aborted
+            # After a fault in inspection flow nothing more is judged: its record could not be kept.
+            late = self._aborted or (self._faulted and self.mode == "inspection")
             if not late:
                 self._inflight = batch
         if late:  # taken from the queue just as stop() gave up: not judged, still recorded
@@ -379,6 +463,21 @@ class Pipeline:
             self.metrics.observe("rules", rules)
         for r in judgement.results:
             self._rec_q.put(r)
+
+    def _judge_with_unreadable(self, batch: list[Frame]) -> None:
+        """Readable runs of the batch to the judge, each unreadable unit recorded in its place."""
+        run: list[Frame] = []
+        for f in batch:
+            if isinstance(f, UnreadableFrame):
+                if run:
+                    self._judge_batch(run)
+                    run = []
+                self.metrics.count("unreadable")
+                self._emit_unjudged([f], f.verdict, f.reason or "not inspected: the source could not read this unit")
+            else:
+                run.append(f)
+        if run:
+            self._judge_batch(run)
 
     def _judge(self, batch: list[Frame]) -> tuple[Judgement, float]:
         """The batch's judgement (ERROR for every frame when the judge raised) and its wall time."""

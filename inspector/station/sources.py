@@ -54,6 +54,7 @@ def _build_one(cfg: StationConfig, i: int, src: Any, open_capture: Callable[[str
         return FolderSource(
             src.path, pattern=src.pattern, recursive=src.recursive, context_regex=src.context_regex,
             sidecar_csv=src.sidecar_csv, loop=src.loop, source_id=sid, station_id=station,
+            max_megapixels=src.max_megapixels,
         )
     if isinstance(src, schema.VideoSource):
         r = src.reconnect
@@ -61,7 +62,7 @@ def _build_one(cfg: StationConfig, i: int, src: Any, open_capture: Callable[[str
             src.uri, camera=src.camera, source_id=sid, station_id=station, fps_limit=src.fps_limit,
             stall_timeout_s=r.stall_timeout_s, backoff_initial_s=r.backoff_initial_s,
             backoff_max_s=r.backoff_max_s, drop_oldest=cfg.flow.mode == "monitoring",
-            open_capture=open_capture,
+            open_capture=open_capture, freeze_frames=src.freeze_frames,
         )
     if isinstance(src, schema.GenicamSource):
         return GenicamSource(

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector.config.loader import canonical_json, config_hash, resolve_data_dir, snapshot_config
+from inspector.capture.health import SourceEvent
 from inspector.config.schema import StationConfig, source_id
 from inspector.core.ports import FrameSource
 from inspector.core.site.types import IncidentEvent
@@ -47,6 +48,7 @@ from inspector.station.site_scoring import truth_cameras, truth_scorer
 from inspector.station.site_tally import SiteTally
 from inspector.station.sources import build_sources
 from inspector.station.store_sink import StoreSink
+from inspector.store.checkpoints import checkpointer_for
 from inspector.store.images import ImageStore
 from inspector.store.writer import StoreWriter
 
@@ -237,8 +239,13 @@ class Station:
         st = cfg.storage
         images = None if st.store_images == "none" else ImageStore(self.data_dir / "images", st.image_format,
                                                                    st.jpeg_quality)
+        try:  # signed audit checkpoints (config `audit`): a bad key stops the start, before any record
+            checkpoints = checkpointer_for(cfg.audit, cfg.station.id, self.data_dir)
+        except ValueError as e:
+            raise StationError(f"station {cfg.station.id}: {e}") from e
         writer = StoreWriter(self.db_path, images, queue_max=_STORE_QUEUE_MAX,
-                             outbox_hook=outbox.write_drafts if self.mes is not None else None)
+                             outbox_hook=outbox.write_drafts if self.mes is not None else None,
+                             checkpoints=checkpoints)
         try:
             writer.start()
         except Exception as e:
@@ -271,6 +278,15 @@ class Station:
             sinks=[s for s in (self.tally, self.site_tally, self.store, self.bridge) if s is not None],
             wafer_tracker=self.tracker, metrics=self.metrics,
             frame_id_prefix=f"{self.run_id}/")
+        if cfg.flow.mode == "inspection":
+            # Every unit must be recorded: the first record the store refuses faults the station,
+            # and while the store retries a failed commit no new unit is taken.
+            self.store.on_failure = self.pipeline.fault
+            self.store.on_hold, self.store.on_release = self.pipeline.hold, self.pipeline.release
+        for src in self.sources:  # stalls, freezes, reconnects: stored as station events
+            listen = getattr(src, "listen_events", None)
+            if callable(listen):
+                listen(self._source_event)
         self.pipeline.start(max_frames)
         # Scheduled reports: their own thread and connection, never in the pipeline's way.
         self.reports = ReportScheduler.for_station(cfg, db_path=self.db_path, data_dir=self.data_dir,
@@ -281,6 +297,14 @@ class Station:
                  cfg.flow.mode, ", ".join(f"{m.name}@{m.version}" for m in members) or "none",
                  self.config_hash[:12], self.db_path)
         return self
+
+    def _source_event(self, ev: SourceEvent) -> None:
+        """On a capture thread: count it (live view, summary) and hand it to the store (never blocks)."""
+        self.metrics.event(ev.kind, ev.source, ev.t, end=ev.end)
+        (log.info if ev.end else log.warning)("source %s: %s %s at %s %s", ev.source, ev.kind,
+                                              "ended" if ev.end else "began", ev.t.isoformat(), dict(ev.detail))
+        if self.store is not None:
+            self.store.record_event(ev.kind, ev.t, ev.source, end=ev.end, detail=ev.detail)
 
     def _warmup(self) -> None:
         # First-frame latency should not include the runtime's lazy setup; a model that cannot
@@ -332,7 +356,7 @@ class Station:
             complete = self.pipeline.stop(timeout)
             if self.store is not None:
                 try:
-                    self.store.end_run()
+                    self.store.end_run(fault=self._fault_text() if self.metrics.state == "faulted" else None)
                 except Exception as e:  # noqa: BLE001
                     self.metrics.error(f"store: run end not recorded in {self.db_path}: {e}")
                     complete = False
@@ -345,14 +369,26 @@ class Station:
             if self.site_tally is not None:  # scored once, after the last result
                 self._site_summary = self._site(score=True)
             self._write_summary()
-            log.log(logging.INFO if complete else logging.WARNING, "station %s: run %s stopped (%s)",
-                    self.cfg.station.id, self.run_id, "complete" if complete else
-                    "INCOMPLETE: frames not inspected or not acknowledged by the store")
+            if self.metrics.state == "faulted":
+                log.error("station %s: run %s FAULTED: %s", self.cfg.station.id, self.run_id, self._fault_text())
+            else:
+                log.log(logging.INFO if complete else logging.WARNING, "station %s: run %s stopped (%s)",
+                        self.cfg.station.id, self.run_id, "complete" if complete else
+                        "INCOMPLETE: frames not inspected or not acknowledged by the store")
             return complete
 
     @property
     def state(self) -> str:
         return self.metrics.state
+
+    def _fault_text(self) -> str:
+        store = self.store
+        if store is not None and store.failed:
+            first = store.errors[0] if store.errors else "?"
+            return (f"the store {self.db_path} refused {store.failed} record(s) (first: {first}); "
+                    f"the station stopped taking units; {store.acked} recorded")
+        errors = self.metrics.snapshot()["errors"]
+        return errors[-1] if errors else "a pipeline stage failed"
 
     def snapshot(self) -> dict[str, Any]:
         """Live metrics (GUI status bar, `inspector run` progress)."""
@@ -383,6 +419,10 @@ class Station:
             "corrupt": snap["corrupt"],
             "stored": None if store is None else store.acked,
             "store_failed": None if store is None else store.failed,
+            # Units taken but not on record (the store refused them): by name, so they can be re-run.
+            "unrecorded": None if store is None else {"count": store.failed, "frames": list(store.unrecorded)},
+            "fault": self._fault_text() if snap["state"] == "faulted" else None,
+            "events": {"counts": snap["events"]["counts"], "open": snap["events"]["open"]},
             "seconds": snap["elapsed_s"],
             "throughput_fps": snap["throughput_fps"],
             "latency_ms": {"p50": e2e["p50"], "p99": e2e["p99"]},

@@ -6,11 +6,27 @@ frames still waiting, so a stop can say exactly what was not acknowledged. ``on_
 is called with the frame id of each acknowledged record, only after its commit (on the writer
 thread: keep it short); the durability benchmark uses it to say what the station promised.
 
+A record that fails (after the writer's bounded retry) opens a *store gap*: the frames the store
+refused are counted and named (``unrecorded``). The first failure calls ``on_failure`` (the
+station faults in inspection flow); once the store accepts a record again, the gap is stored as
+a ``store_gap`` station event with its times and size (monitoring flow goes on through it). A gap
+still open at the run end is written then, if the store takes it.
+
+While the writer retries a failed commit (``StoreWriter.on_trouble``), ``on_hold`` is called
+at once (the station stops taking units: it must not keep judging units the store may never
+hold), ``on_release`` when a commit succeeds again; when the retries are used up ``on_failure``
+is called before the refused records fail.
+
+Station events from the sources (stalls, freezes, reconnects: ``record_event``) go through the
+writer too, submitted from the events thread so a capture thread never waits for the store.
+
 Wafer summaries are audited events (``queries.record_event``, entity ``"wafer"``) written on a
 small thread of their own, after ``writer.flush()``: the event always follows the commits of
 its dies in the hash chain, and the pipeline never waits for it. Their MES messages (wafer result,
 KLARF) go through the writer with a mark in ``mes_wafers``; ``start_run`` queues those a crashed
-run never queued (:mod:`inspector.station.wafer_recovery`).
+run never queued (:mod:`inspector.station.wafer_recovery`). A wafer some of whose dies the store
+refused is never reported over those dies: its messages are built from the dies recorded (the
+missing ones count as not inspected), in the same transaction that checks them.
 """
 
 from __future__ import annotations
@@ -21,6 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 from inspector.core.decision import Decision, Verdict
@@ -32,6 +49,7 @@ from inspector.station.evidence import Evidence, EvidenceRecorder
 from inspector.station.inspection import WaferSummary
 from inspector.station.judgement import FrameResult
 from inspector.station.metrics import Metrics
+from inspector.store import events as station_events
 from inspector.store import incidents, queries
 from inspector.store.db import open_db
 from inspector.store.writer import DecisionRecord, StoreWriter
@@ -40,6 +58,7 @@ log = logging.getLogger(__name__)
 
 STORE_IMAGES = ("all", "flagged", "none")
 _MAX_ERRORS = 20
+_MAX_UNRECORDED = 1000  # frame ids of refused records kept by name (all are counted)
 
 
 def wafer_payload(summary: WaferSummary, run_id: str, config_hash: str, model_set_version: str) -> dict[str, Any]:
@@ -75,7 +94,8 @@ class StoreSink:
     def __init__(self, writer: StoreWriter, run_id: str, class_names: Sequence[str], *,
                  store_images: str = "all", metrics: Metrics | None = None, actor: str = "station",
                  on_ack: Callable[[str], None] | None = None, mes: MesHub | None = None,
-                 evidence: EvidenceRecorder | None = None) -> None:
+                 evidence: EvidenceRecorder | None = None,
+                 on_failure: Callable[[str], None] | None = None) -> None:
         if store_images not in STORE_IMAGES:
             raise ValueError(f"store_images must be one of {', '.join(STORE_IMAGES)}, got {store_images!r}")
         self.writer = writer
@@ -97,6 +117,18 @@ class StoreSink:
         self.failed = 0
         self.errors: list[str] = []
         self.wafer_events: list[tuple[WaferSummary, Future]] = []
+        # Called once, with the error, when the first record fails (the station faults in inspection flow).
+        self.on_failure = on_failure
+        self._failure_told = False
+        # Called (writer thread, must not block) when a commit failed and is being retried / when
+        # the store commits again: the station holds its sources meanwhile in inspection flow.
+        self.on_hold: Callable[[str], None] | None = None
+        self.on_release: Callable[[], None] | None = None
+        self.holds = 0                     # times the store's retry held the station
+        writer.on_trouble = self._store_trouble
+        self.unrecorded: list[str] = []   # frames whose record the store refused (first _MAX_UNRECORDED)
+        self.gaps = 0                      # store gaps opened
+        self._gap: dict[str, Any] | None = None   # the open gap: first / last refused frame, count, error
         self._events = ThreadPoolExecutor(1, thread_name_prefix="store-events")
         self._events_conn: sqlite3.Connection | None = None
         self._config_hash = ""
@@ -133,15 +165,23 @@ class StoreSink:
             self._mes_error(f"wafer-level messages of crashed runs not recovered (retried at the next start): "
                             f"{type(e).__name__}: {e}")
 
-    def end_run(self, timeout: float | None = 60.0) -> None:
-        """Wait for the wafer events and the incidents' evidence, then record the run end (the last
-        audit row of the run)."""
+    def end_run(self, timeout: float | None = 60.0, *, fault: str | None = None) -> None:
+        """Wait for the wafer and station events and the incidents' evidence, then record the run end
+        (the last audit row of the run). A store gap still open is written first, if the store takes it.
+        ``fault``: the run ended faulted (why); recorded with the end, so that the next start sends
+        the wafers this run could not (:mod:`inspector.station.wafer_recovery`)."""
+        with self._lock:
+            gap, self._gap = self._gap, None
+        if gap is not None:
+            self._events.submit(self._write_gap, gap, False)
         self._events.submit(lambda: None).result(timeout)
         if self.evidence is not None:
             for fut in self.evidence.finish():
                 self._evidence_done(fut)
             self.wait_evidence(timeout)
-        self.writer.record_run_end(self.run_id).result(timeout)
+        detail = None if fault is None else {"reason": fault[:1000], "records_refused": self.failed,
+                                             "recorded": self.acked}
+        self.writer.record_run_end(self.run_id, fault=detail).result(timeout)
 
     # --- per frame ----------------------------------------------------------------------------
     def accept_result(self, result: FrameResult) -> Future:
@@ -262,14 +302,30 @@ class StoreSink:
     def _acked(self, frame: Frame, t_submit: float, fut: Future, decision: Decision | None = None) -> None:
         now = time.monotonic()
         err = fut.exception()
+        opened = closed = None
         with self._lock:
             self._pending.pop(frame.frame_id, None)
             if err is None:
                 self.acked += 1
+                if self._gap is not None:
+                    closed, self._gap = self._gap, None
             else:
                 self.failed += 1
                 self.errors.append(str(err))
                 del self.errors[:-_MAX_ERRORS]
+                if len(self.unrecorded) < _MAX_UNRECORDED:
+                    self.unrecorded.append(frame.frame_id)
+                if self._gap is None:
+                    self.gaps += 1
+                    opened = self._gap = {"t": frame.t_utc, "first": frame.frame_id, "n": 0, "error": str(err)}
+                self._gap["n"] += 1
+                self._gap.update(t_end=frame.t_utc, last=frame.frame_id)
+        if opened is not None:
+            self._gap_opened(opened, err)
+        if closed is not None:
+            if self.metrics is not None:
+                self.metrics.event("store_gap", None, closed["t_end"], end=True)
+            self._events.submit(self._write_gap, closed, True)
         if err is None and self.mes is not None and decision is not None:
             try:
                 self.mes.committed(frame, decision)
@@ -287,6 +343,85 @@ class StoreSink:
             else:
                 self.metrics.error(f"store: {err}")
                 self.metrics.count("store_failed")
+
+    def _gap_opened(self, gap: Mapping[str, Any], err: BaseException) -> None:
+        # On the writer thread: the listener must not block (Pipeline.fault does not).
+        msg = f"the store refused the record of frame {gap['first']} ({err})"
+        log.error("store gap opened: %s", msg)
+        if self.metrics is not None:
+            self.metrics.event("store_gap", None, gap["t"])
+        self._tell_failure(msg)
+
+    def _tell_failure(self, msg: str) -> None:
+        with self._lock:
+            told, self._failure_told = self._failure_told, True
+        if told or self.on_failure is None:
+            return
+        try:
+            self.on_failure(msg)
+        except Exception as e:  # noqa: BLE001 - the failure is still counted and reported
+            log.error("store: on_failure failed: %s: %s", type(e).__name__, e)
+
+    def _store_trouble(self, state: str, err: BaseException | None) -> None:
+        """The writer's ``on_trouble`` (writer thread): hold, release, or give up."""
+        try:
+            if state == "retrying":
+                if self.on_hold is not None:  # first: the sources stop now, the bookkeeping can wait
+                    self.on_hold(f"the store is retrying a failed commit ({err})")
+                self.holds += 1
+                log.warning("store: a commit to %s failed (%s); taking no new unit while it is retried",
+                            self.writer.db_path, err)
+                if self.metrics is not None:
+                    self.metrics.count("store_holds")
+            elif state == "recovered":
+                log.warning("store: %s commits again", self.writer.db_path)
+                if self.on_release is not None:
+                    self.on_release()
+            elif state == "failed":
+                self._tell_failure(f"the store {self.writer.db_path} refused a commit after its retries ({err})")
+        except Exception as e:  # noqa: BLE001 - the writer goes on; the record failures still tell
+            log.error("store: %s listener failed: %s: %s", state, type(e).__name__, e)
+
+    def _write_gap(self, gap: Mapping[str, Any], recovered: bool) -> None:
+        """On the events thread: the gap as one ``store_gap`` event (times of the first and last
+        refused frame, how many, the first error)."""
+        detail = {"frames_not_recorded": gap["n"], "first_frame": gap["first"], "last_frame": gap["last"],
+                  "error": gap["error"][:500], "store_accepted_again": recovered}
+        self._submit_event("store_gap", gap["t"], None, detail, t_end=gap["t_end"])
+
+    # --- station events -----------------------------------------------------------------------
+    def record_event(self, kind: str, t: datetime, source: str | None = None, *, end: bool = False,
+                     detail: Mapping[str, Any] | None = None) -> None:
+        """A station event begins (or ``end``: the open one of this source and kind ends at ``t``);
+        never blocks the caller (a capture thread): it is handed to the writer from the events thread."""
+        try:
+            if end:
+                self._events.submit(self._submit_event_end, kind, t, source, dict(detail or {}))
+            else:
+                self._events.submit(self._submit_event, kind, t, source, dict(detail or {}))
+        except RuntimeError as e:  # the sink is closed: the run is over
+            log.warning("station event %s of %s at %s after the store closed; not recorded (%s)", kind, source, t, e)
+
+    def _submit_event(self, kind: str, t: datetime, source: str | None, detail: Mapping[str, Any], *,
+                      t_end: datetime | None = None) -> None:
+        run, actor = self.run_id, self.actor
+        self._submit_job(lambda conn: station_events.record_event(conn, run, kind, t, source=source, t_end=t_end,
+                                                                  detail=detail, actor=actor),
+                         f"{kind} event of {source or 'the station'} at {t.isoformat()}")
+
+    def _submit_event_end(self, kind: str, t: datetime, source: str | None, detail: Mapping[str, Any]) -> None:
+        run, actor = self.run_id, self.actor
+        self._submit_job(lambda conn: station_events.end_event(conn, run, source, kind, t, detail=detail, actor=actor),
+                         f"end of the {kind} event of {source or 'the station'} at {t.isoformat()}")
+
+    def _submit_job(self, apply: Callable[[sqlite3.Connection], Any], what: str) -> None:
+        try:
+            fut = self.writer.submit_job(apply, what)
+        except Exception as e:  # noqa: BLE001
+            self._report(f"store: {what} not recorded: {type(e).__name__}: {e}", "event_errors")
+            return
+        fut.add_done_callback(lambda f: f.exception() and self._report(
+            f"store: {what} not recorded: {f.exception()}", "event_errors"))
 
     def pending_ids(self) -> list[str]:
         """Frames submitted but not acknowledged yet."""
@@ -319,10 +454,25 @@ class StoreSink:
             self._mes_error(f"{what} not queued: {type(e).__name__}: {e}")
             return
         run, lot, wafer = self.run_id, str(summary.lot), str(summary.wafer)
+        hub, cfg_hash, msv = self.mes, self._config_hash, self._model_set_version
 
         def apply(conn: sqlite3.Connection) -> None:
-            outbox.enqueue(conn, drafts)
-            outbox.mark_wafer(conn, run, lot, wafer, "live")
+            # Never a result over dies the store does not hold: checked in this transaction, which
+            # follows every die of the wafer in the writer's order.
+            from inspector.station.wafer_recovery import judge_recorded, recorded_dies
+
+            out, how = drafts, "live"
+            if hub is not None and drafts and (n := recorded_dies(conn, run, lot, wafer)) < summary.dies_seen:
+                run_hub = hub.for_run(run, cfg_hash, msv)
+                rebuilt, out = judge_recorded(conn, run_hub, run_hub.cfg, run, lot, wafer)
+                how = "recovered"
+                log.error("mes: wafer %s/%s: %d of its %d dies are recorded; its wafer-level messages are built "
+                          "from those (the rest counts as not inspected)%s", lot, wafer, n, summary.dies_seen,
+                          "" if rebuilt is not None else ": none is, so nothing is sent")
+                if rebuilt is None:
+                    return
+            outbox.enqueue(conn, out)
+            outbox.mark_wafer(conn, run, lot, wafer, how)
 
         try:
             fut = self.writer.submit_job(apply, what)

@@ -9,6 +9,12 @@ rules a clean stop would have used (missing dies count as not inspected, so a pa
 to review), and queues its messages under the crashed run's id, *with* its mark, in one
 transaction. The idempotency keys (``station/run/wafer/...``) and the mark make it safe to run
 any number of times: a wafer is queued exactly once.
+
+A run that *ended* faulted (the store refused records, then took the run end once space came
+back: ``run.faulted`` in the audit, :meth:`StoreWriter.record_run_end`) is recovered the same way:
+the wafer being inspected at the fault had its messages refused with its dies, so it is judged
+from the dies the store holds (the rest counts as not inspected) and queued once. A run that
+ended cleanly is never looked at: all its wafers were marked live.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ from inspector.core.detections import Detections
 from inspector.core.frame import Frame
 from inspector.mes import outbox
 from inspector.mes.hub import MesHub
-from inspector.station.inspection import WaferTracker
+from inspector.station.inspection import WaferSummary, WaferTracker
+from inspector.store.writer import RUN_FAULT_ENTITY, RUN_FAULTED
 
 log = logging.getLogger(__name__)
 
@@ -72,36 +79,58 @@ def _run_config(conn: sqlite3.Connection, config_hash: str | None, current: Stat
         return current
 
 
+def recorded_dies(conn: sqlite3.Connection, run_id: str, lot: str, wafer: str) -> int:
+    """Distinct die positions of one wafer with a committed decision (what the store can vouch for)."""
+    return int(conn.execute(
+        "SELECT COUNT(*) FROM (SELECT DISTINCT f.die_x, f.die_y FROM frames f JOIN decisions d ON d.frame_id = f.id"
+        " WHERE f.run_id = ? AND f.wafer = ? AND COALESCE(f.lot, '') = ? AND f.die_x IS NOT NULL)",
+        (run_id, wafer, lot)).fetchone()[0])
+
+
+def judge_recorded(conn: sqlite3.Connection, run_hub: MesHub, cfg: StationConfig, run_id: str, lot: str,
+                   wafer: str) -> tuple[WaferSummary | None, tuple]:
+    """One wafer judged from its recorded dies only (missing dies count as not inspected) and its
+    wafer-level messages built by ``run_hub`` (a ``MesHub.for_run`` copy: its own defect collector);
+    (None, ()) when no die of it is recorded."""
+    tracker = WaferTracker(cfg)  # the live path's judgement, fed the same dies in the same order
+    for frame, decision in die_records(conn, run_id, lot, wafer):
+        if run_hub.collector is not None:
+            run_hub.collector.add(frame, decision)
+        tracker.add(frame, decision)
+    summary = tracker.flush()
+    if summary is None:
+        return None, ()
+    return summary, tuple(run_hub.wafer_drafts(summary))
+
+
 def recover_wafers(conn: sqlite3.Connection, hub: MesHub | None, station_id: str,
                    current_run: str) -> list[tuple[str, str, str]]:
-    """Queue the wafer-level messages of every unmarked wafer of a crashed run (call inside a
-    transaction: the messages and their marks commit together); returns the (run, lot, wafer) queued."""
+    """Queue the wafer-level messages of every unmarked wafer of a crashed run, or of a run that
+    ended faulted (call inside a transaction: the messages and their marks commit together);
+    returns the (run, lot, wafer) queued."""
     if hub is None or not hub.wafer_level or hub.cfg.wafer is None:
         return []
     done: list[tuple[str, str, str]] = []
     runs = {r[0]: r[1:] for r in conn.execute(
-        "SELECT id, config_hash, model_set_version FROM runs WHERE station_id = ? AND ended IS NULL AND id != ?",
-        (station_id, current_run))}
+        "SELECT id, config_hash, model_set_version, ended FROM runs WHERE station_id = ? AND id != ? AND"
+        " (ended IS NULL OR id IN (SELECT entity_id FROM audit WHERE entity = ? AND action = ?))",
+        (station_id, current_run, RUN_FAULT_ENTITY, RUN_FAULTED))}
     for run_id, lot, wafer in outbox.unmarked_wafers(conn, list(runs)):
-        config_hash, msv = runs[run_id]
+        config_hash, msv, ended = runs[run_id]
         cfg = _run_config(conn, config_hash, hub.cfg)
         if cfg.wafer is None:
             cfg = hub.cfg
         run_hub = hub.for_run(run_id, config_hash or "", msv or "", cfg)
-        tracker = WaferTracker(cfg)  # the live path's judgement, fed the same dies in the same order
-        for frame, decision in die_records(conn, run_id, lot, wafer):
-            if run_hub.collector is not None:
-                run_hub.collector.add(frame, decision)
-            tracker.add(frame, decision)
-        summary = tracker.flush()
+        summary, drafts = judge_recorded(conn, run_hub, cfg, run_id, lot, wafer)
         if summary is None:  # no die of this wafer has a decision: nothing to judge
             continue
-        outbox.enqueue(conn, run_hub.wafer_drafts(summary))
+        outbox.enqueue(conn, drafts)
         outbox.mark_wafer(conn, run_id, lot, wafer, "recovered")
-        log.warning("mes recovery: run %s stopped before wafer %s/%s was judged; its wafer-level messages are "
-                    "queued now (%d of its dies recorded)", run_id, lot, wafer, summary.dies_seen)
+        log.warning("mes recovery: run %s %s before wafer %s/%s was sent; its wafer-level messages are "
+                    "queued now (%d of its dies recorded)", run_id, "stopped" if ended is None else "faulted",
+                    lot, wafer, summary.dies_seen)
         done.append((run_id, lot, wafer))
     return done
 
 
-__all__ = ["die_records", "recover_wafers"]
+__all__ = ["die_records", "judge_recorded", "recorded_dies", "recover_wafers"]

@@ -7,14 +7,23 @@ written by a newer Inspector is refused with a clear error rather than misread.
 
 from __future__ import annotations
 
+import logging
+import os
+import random
 import sqlite3
+import stat
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 from inspector.store import audit
+from inspector.util.atomic import PRIVATE_DIR, PRIVATE_FILE, make_private_dirs, tighten
 from inspector.util.canonical import canonical_json, iso_utc
+from inspector.util.redact import redact_text
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "MIGRATIONS", "SchemaTooNewError", "StoreError", "canonical_json", "end_run", "ensure_station",
@@ -250,21 +259,56 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX analysis_segments_run ON analysis_segments(run_id, video, first_frame);
     """,
-    # 7 (#15 points 1 and 5): station events (stalls, freezes, reconnects, store gaps)
+    # 7 (#15 points 1 and 5): station events (stalls, freezes, reconnects, store gaps): what happened
+    # to the station between units, with times, so a gap in the record is itself on record.
+    # `t_end` is NULL while the condition lasts (or when it never ended before the run did).
+    # Written by inspector.store.events, each row audited.
     """
-    -- reserved: station events
+    CREATE TABLE station_events (
+      id INTEGER PRIMARY KEY,
+      run_id TEXT NOT NULL,
+      t TEXT NOT NULL,                -- when it began (UTC ISO)
+      t_end TEXT,                     -- when it ended; NULL while open
+      source TEXT,                    -- camera / source id; NULL for the station itself (store_gap)
+      kind TEXT NOT NULL CHECK (kind IN ('stall', 'freeze', 'reconnect', 'store_gap', 'unreadable')),
+      detail TEXT NOT NULL DEFAULT '{}'   -- canonical JSON
+    );
+    CREATE INDEX station_events_run ON station_events(run_id, kind, t);
     """,
-    # 8 (#15 point 4): log-in sessions and failed log-ins
+    # 8 (#15 point 4): log-in sessions and failed log-ins (inspector.store.sessions,
+    # inspector.store.login_throttle). Only a token's sha256 is stored: a copy of the database
+    # does not hand out live sessions. A system session (role 'system': the scheduler, the CLI)
+    # names the permissions it was opened for in `scope`. `login_attempts` keys a user name by
+    # the sha256 of its lower-cased form (a password typed into the name field is not kept).
     """
-    -- reserved: sessions and log-in attempts
+    CREATE TABLE sessions (
+        token_sha256 TEXT PRIMARY KEY,
+        user TEXT NOT NULL,
+        role TEXT NOT NULL,
+        scope TEXT,                      -- system sessions: comma-separated permissions; NULL for a person
+        reason TEXT,                     -- system sessions: why it was opened
+        created TEXT NOT NULL,
+        expires TEXT NOT NULL,
+        revoked TEXT                     -- when it was logged out or revoked (password, role, deactivation)
+    ) WITHOUT ROWID;
+    CREATE INDEX sessions_user ON sessions(user);
+    CREATE TABLE login_attempts (
+        key TEXT PRIMARY KEY,            -- 'name:<sha256 of the lower-cased name>', or '*' for all names
+        failures INTEGER NOT NULL,
+        last_failed TEXT NOT NULL,
+        locked_until TEXT
+    ) WITHOUT ROWID;
     """,
     # 9 (#15 point 2): audit anchors
     """
     -- reserved: audit anchors
     """,
-    # 10 (#14 leftovers and #15 point 6)
+    # 10 (#14 leftovers and #15 point 6): retention of incident evidence. `evidence_pruned` is when
+    # retention deleted the clip and evidence images of a closed incident (NULL: still there). Not
+    # an audited column (the incident's hash covers what it recorded, not what retention did later;
+    # the prune itself is an audit event), so setting it keeps every incident's audit hash valid.
     """
-    -- reserved: hardening, small
+    ALTER TABLE incidents ADD COLUMN evidence_pruned TEXT;
     """,
 ]
 
@@ -286,6 +330,19 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
+def _statements(script: str) -> Iterator[str]:
+    """The SQL statements of a migration script, one by one (a trigger's ``BEGIN ... END;`` body
+    stays whole: ``sqlite3.complete_statement`` knows where a statement really ends)."""
+    buf = ""
+    for piece in script.split(";"):
+        buf += piece + ";"
+        if sqlite3.complete_statement(buf):
+            text = "\n".join(ln for ln in buf.splitlines() if not ln.strip().startswith("--")).strip()
+            if text.strip(";").strip():
+                yield buf.strip()
+            buf = ""
+
+
 def migrate(conn: sqlite3.Connection) -> tuple[int, int]:
     """Apply the pending migrations; returns (version before, version after)."""
     before = schema_version(conn)
@@ -294,23 +351,89 @@ def migrate(conn: sqlite3.Connection) -> tuple[int, int]:
             f"database schema version {before} is newer than this Inspector understands (up to {len(MIGRATIONS)}); "
             "upgrade Inspector to open it")
     for number in range(before + 1, len(MIGRATIONS) + 1):
-        # executescript commits any open transaction first; ours opens its own, so a failing script
-        # leaves the database at the previous version, never half-migrated.
+        # Each migration in its own transaction, so a failing one leaves the previous version, never
+        # half a migration. The version is read again under the write lock: another process opening
+        # the same new database may have applied it meanwhile (re-running it then would fail, or,
+        # for a migration that cannot fail, set user_version back below the other's latest).
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executescript(f"BEGIN IMMEDIATE;\n{MIGRATIONS[number - 1]}\nPRAGMA user_version = {number};\nCOMMIT;")
-        except sqlite3.OperationalError:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            # Two processes opening a new database both saw the old version; the second one waited
-            # for the write lock, then found the first one's tables. Its work is already done.
             if schema_version(conn) >= number:
+                conn.execute("ROLLBACK")
                 continue
-            raise
+            for statement in _statements(MIGRATIONS[number - 1]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
     return before, len(MIGRATIONS)
+
+
+def _is_busy(e: sqlite3.OperationalError) -> bool:
+    code = getattr(e, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(e) or "busy" in str(e)
+
+
+def _switch_to_wal(conn: sqlite3.Connection, timeout_s: float) -> str:
+    """``PRAGMA journal_mode = WAL``, retried while another connection holds a lock.
+
+    On a database not yet in WAL mode (a brand-new file another process is creating at the same
+    moment) the switch needs an exclusive lock, and SQLite answers SQLITE_BUSY at once instead of
+    calling the busy handler (it would deadlock with a connection holding a lock it wants). So
+    the busy timeout does not cover this step: retry with jittered back-off up to ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay = 0.002
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as e:
+            if not _is_busy(e) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay * (0.5 + random.random()))  # jitter: racing processes do not retry in step
+        delay = min(delay * 2, 0.1)
+
+
+def _create_private(path: Path) -> None:
+    """The data folder 0700 and a new database file 0600 before SQLite opens it (its -wal and
+    -shm files get the database file's mode from SQLite), whatever the umask."""
+    make_private_dirs(path.parent)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, PRIVATE_FILE)
+    finally:
+        os.close(fd)
+
+
+def _shared_folder(folder: Path) -> bool:
+    """A folder that is not the station's to lock down: home, the root, a sticky shared one (/tmp)."""
+    try:
+        resolved = folder.resolve()
+        st = resolved.stat()
+        home = Path.home().resolve()
+    except (OSError, RuntimeError):  # no HOME: do not guess, leave the folder alone
+        return True
+    return resolved in (home, Path(resolved.anchor)) or bool(st.st_mode & stat.S_ISVTX)
+
+
+def _tighten_existing(path: Path) -> None:
+    """An older station left its data world-readable (0755 / 0644, password hashes inside):
+    tighten the folder and the database files, saying so (once: afterwards there is nothing to do)."""
+    changed = []
+    if not _shared_folder(path.parent) and (old := tighten(path.parent, PRIVATE_DIR)) is not None:
+        changed.append(f"{path.parent} {old:o} -> {old & PRIVATE_DIR:o}")
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if p.exists() and (old := tighten(p, PRIVATE_FILE)) is not None:
+            changed.append(f"{p.name} {old:o} -> {old & PRIVATE_FILE:o}")
+    if changed:
+        log.warning("store %s was readable by other users; permissions tightened: %s", path, ", ".join(changed))
 
 
 def open_db(path: str | Path, *, create: bool = True, timeout_s: float = 30.0,
@@ -319,19 +442,21 @@ def open_db(path: str | Path, *, create: bool = True, timeout_s: float = 30.0,
 
     WAL (readers never block the writer), foreign keys on, ``synchronous=FULL`` (a committed
     decision survives a power cut), autocommit mode: callers use :func:`transaction`.
-    ``create=False`` refuses a missing file instead of creating an empty database.
+    ``create=False`` refuses a missing file instead of creating an empty database. The folder is
+    kept 0700 and the database files 0600 (they hold password hashes), see :func:`_tighten_existing`.
     """
     path = Path(path)
     if not create and not path.is_file():
         raise FileNotFoundError(f"no Inspector database at {path}")
     if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(path)
+    _tighten_existing(path)
     conn = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None, check_same_thread=check_same_thread)
     try:
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = _switch_to_wal(conn, timeout_s)
         if str(mode).lower() != "wal":
             raise StoreError(f"{path}: cannot switch the database to WAL mode (got {mode})")
         conn.execute("PRAGMA synchronous = FULL")
@@ -387,9 +512,13 @@ def end_run(conn: sqlite3.Connection, run_id: str, *, ended: datetime | None = N
 
 
 def insert_config(conn: sqlite3.Connection, config_hash: str, text: str, *, actor: str = "station") -> bool:
-    """Store a config by hash once (a config change is audited); True when it was new."""
+    """Store a config by hash once (a config change is audited); True when it was new.
+
+    The stored copy has URL credentials masked (``inspector.util.redact``: a database copy must not
+    hand out the MES or camera passwords); ``config_hash`` stays the hash of the config the station
+    ran, so a changed password is still a new config version."""
     cur = conn.execute("INSERT OR IGNORE INTO configs (hash, text, created) VALUES (?, ?, ?)",
-                       (config_hash, text, iso_utc()))
+                       (config_hash, redact_text(text), iso_utc()))
     if cur.rowcount:
         audit.append(conn, actor=actor, action="config.add", entity="configs", entity_id=config_hash)
     return bool(cur.rowcount)

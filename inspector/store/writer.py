@@ -3,7 +3,15 @@
 A record's future resolves only after the transaction holding it COMMITTED (with
 ``synchronous=FULL``): that is the station's acknowledgement. A batch that fails is rolled back
 and retried one record per transaction, so one bad record (a frame id already stored) fails alone
-with a clear error and every other accepted record is still written.
+with a clear error and every other accepted record is still written. Before that, a batch that
+fails on a transient SQLite error (disk full, I/O error, locked) is retried as a whole a bounded
+number of times (``retry_delays``): only then do its records count as failed.
+
+``on_trouble(state, error)`` (optional, called on the writer thread: keep it short, never block)
+tells a listener about a failing store as it happens: ``"retrying"`` when a commit failed and is
+about to be retried (the station stops taking units then, not after the whole retry window),
+``"recovered"`` when a commit succeeds again after that, ``"failed"`` when the retries are used
+up (the batch's records are about to fail).
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +41,8 @@ from inspector.util.canonical import canonical_json, iso_utc
 log = logging.getLogger(__name__)
 
 _CONTEXT_COLUMNS = ("lot", "wafer", "die_x", "die_y", "camera", "zone")
+# The audit row that says a run ended faulted (StoreWriter.record_run_end(fault=...)).
+RUN_FAULTED, RUN_FAULT_ENTITY = "run.faulted", "run"
 
 
 class RecordError(StoreError):
@@ -159,6 +169,8 @@ class _Job:
 
 
 _STOP = object()
+# SQLite result codes (prefix of ``sqlite_errorname``) worth a bounded retry of the same batch.
+_TRANSIENT = (["SQLITE", "FULL"], ["SQLITE", "IOERR"], ["SQLITE", "BUSY"], ["SQLITE", "LOCKED"])
 
 
 class StoreWriter:
@@ -170,7 +182,8 @@ class StoreWriter:
 
     def __init__(self, db_path: str | Path, image_store: ImageStore | None = None, batch_max: int = 64,
                  batch_wait_s: float = 0.05, *, actor: str = "station", queue_max: int = 4096,
-                 image_workers: int = 4, outbox_hook: OutboxHook | None = None) -> None:
+                 image_workers: int = 4, outbox_hook: OutboxHook | None = None,
+                 retry_delays: Sequence[float] = (0.1, 0.5, 1.5), checkpoints: Any = None) -> None:
         if batch_max < 1:
             raise ValueError(f"batch_max must be at least 1, got {batch_max}")
         self.db_path = Path(db_path)
@@ -190,6 +203,12 @@ class StoreWriter:
         self.committed = 0   # records acknowledged
         self.failed = 0      # records refused
         self.batches = 0     # transactions committed
+        self.retries = 0     # batch commits retried after a transient error (disk full, locked)
+        self.retry_delays = tuple(float(d) for d in retry_delays)
+        self._failing = False  # the last batch failed after its retries (writer thread only)
+        self.checkpoints = checkpoints  # signed audit checkpoints after commits (inspector.store.checkpoints)
+        self.on_trouble: Callable[[str, BaseException | None], None] | None = None
+        self._troubled = False  # a commit failed and no commit succeeded since (writer thread only)
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> StoreWriter:
@@ -264,8 +283,18 @@ class StoreWriter:
                                                    model_set_version=model_set_version, actor=self.actor),
                               f"run {run_id!r}"))
 
-    def record_run_end(self, run_id: str, *, ended: datetime | None = None) -> Future:
-        return self._put(_Job(lambda c: end_run(c, run_id, ended=ended, actor=self.actor), f"run {run_id!r}"))
+    def record_run_end(self, run_id: str, *, ended: datetime | None = None,
+                       fault: Mapping[str, Any] | None = None) -> Future:
+        """The run end; with ``fault`` (what went wrong) the run ended faulted: an audited
+        ``run.faulted`` row (entity ``run``, the fault as payload) in the same transaction, which
+        :mod:`inspector.station.wafer_recovery` reads at the next start."""
+        def apply(c: sqlite3.Connection) -> None:
+            if fault is not None:
+                audit.append(c, actor=self.actor, action=RUN_FAULTED, entity=RUN_FAULT_ENTITY, entity_id=run_id,
+                             payload=dict(fault))
+            end_run(c, run_id, ended=ended, actor=self.actor)
+
+        return self._put(_Job(apply, f"run {run_id!r}"))
 
     def record_config(self, config_hash: str, text: str) -> Future:
         return self._put(_Job(lambda c: insert_config(c, config_hash, text, actor=self.actor),
@@ -322,9 +351,13 @@ class StoreWriter:
                     for job in batch:
                         if not job.future.done():
                             job.future.set_exception(RecordError(f"{job.what} could not be stored: {e}"))
+                if self.checkpoints is not None:
+                    self.checkpoints.after_commit(conn, len(batch))
         finally:
             if self._pool is not None:
                 self._pool.shutdown()
+            if self.checkpoints is not None:
+                self.checkpoints.close(conn)  # the run's last head, signed
             conn.close()
 
     def _write(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
@@ -337,9 +370,7 @@ class StoreWriter:
             for prepare in prepares:
                 prepare()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            results = [job.apply(conn) for job in batch]
-            conn.execute("COMMIT")
+            results = self._commit_retrying(conn, batch)
         except Exception as e:
             _rollback(conn)
             if len(batch) == 1:
@@ -353,6 +384,49 @@ class StoreWriter:
         for job, result in zip(batch, results):
             self._done(job, result)
 
+    def _commit_retrying(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[Any]:
+        # A full disk or a locked file may clear within seconds (a log rotated, a backup done):
+        # retry the whole batch a bounded number of times before any record counts as failed.
+        # Once a batch has used up its retries, the next ones fail at once until a commit succeeds:
+        # a full disk must not cost every queued batch the whole wait.
+        for delay in (*(() if self._failing else self.retry_delays), None):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                results = [job.apply(conn) for job in batch]
+                conn.execute("COMMIT")
+                self._committed_again()
+                return results
+            except sqlite3.OperationalError as e:
+                transient = getattr(e, "sqlite_errorname", "").split("_")[:2] in _TRANSIENT
+                if transient and delay is not None and not self._troubled:
+                    self._troubled = True
+                    self._tell("retrying", e)  # first thing: nothing new piles up behind the retry
+                _rollback(conn)
+                if delay is None or not transient:
+                    if transient and not self._failing:
+                        self._tell("failed", e)  # before its records fail: the station stops first
+                    self._failing = self._failing or transient
+                    raise
+                self.retries += 1
+                log.warning("store: %s; retrying in %g s", e, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _committed_again(self) -> None:
+        self._failing = False
+        if self._troubled:
+            self._troubled = False
+            self._tell("recovered", None)
+
+    def _tell(self, state: str, error: BaseException | None) -> None:
+        listener = self.on_trouble
+        if listener is None:
+            return
+        try:
+            listener(state, error)
+        except Exception as e:  # noqa: BLE001 - a listener must not cost the records their commit
+            log.error("store: on_trouble(%s) failed: %s: %s", state, type(e).__name__, e)
+
     def _write_one(self, conn: sqlite3.Connection, job: _Job) -> None:
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -362,6 +436,7 @@ class StoreWriter:
             _rollback(conn)
             self._fail(job, e)
             return
+        self._committed_again()
         self.batches += 1
         self._done(job, result)
 

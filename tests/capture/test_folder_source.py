@@ -1,8 +1,11 @@
-"""inspector/capture/folder.py: order, context (regex / sidecar), corrupt files, pixel types, loop."""
+"""inspector/capture/folder.py: order, context (regex / sidecar), unreadable and oversized files as
+units with their reason, pixel types, loop."""
 
 from __future__ import annotations
 
 import logging
+import time
+import tracemalloc
 from pathlib import Path
 
 import cv2
@@ -10,8 +13,10 @@ import numpy as np
 import pytest
 
 from inspector.capture.folder import FolderSource, decode_image, natural_key
-from inspector.capture.health import CaptureError
+from inspector.capture.health import CaptureError, UnreadableFrame
+from inspector.core.decision import Verdict
 from inspector.core.ports import FrameSource
+from helpers.big_images import constant_png
 
 
 def png(path: Path, value: int = 0, shape: tuple[int, ...] = (6, 8, 3), dtype=np.uint8) -> Path:
@@ -99,7 +104,8 @@ def test_sidecar_problems_name_file_and_line(tmp_path: Path) -> None:
         FolderSource(tmp_path / "imgs", sidecar_csv=tmp_path / "nope.csv")
 
 
-def test_corrupt_files_are_counted_logged_and_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_corrupt_files_are_counted_logged_and_yielded_as_not_inspected_units(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     good = cv2.imencode(".png", np.full((16, 16, 3), 200, np.uint8))[1].tobytes()
     jpg = cv2.imencode(".jpg", np.full((16, 16, 3), 90, np.uint8))[1].tobytes()
     (tmp_path / "01_ok.png").write_bytes(good)
@@ -110,8 +116,15 @@ def test_corrupt_files_are_counted_logged_and_skipped(tmp_path: Path, caplog: py
     (tmp_path / "06_ok.jpg").write_bytes(jpg)
     src = FolderSource(tmp_path, pattern="*.*", source_id="c")
     with caplog.at_level(logging.WARNING, logger="inspector.capture.folder"):
-        ids = [f.frame_id for f in src.frames()]
-    assert ids == ["c:01_ok.png", "c:06_ok.jpg"]
+        frames = list(src.frames())
+    # Every file is a unit: the unreadable ones come in their place, never judged, with the reason.
+    assert [f.frame_id for f in frames] == ["c:01_ok.png", "c:02_empty.png", "c:03_trunc.png", "c:04_text.png",
+                                           "c:05_trunc.jpg", "c:06_ok.jpg"]
+    bad = [f for f in frames if isinstance(f, UnreadableFrame)]
+    assert [f.frame_id for f in bad] == ["c:02_empty.png", "c:03_trunc.png", "c:04_text.png", "c:05_trunc.jpg"]
+    assert {f.verdict for f in bad} == {Verdict.NOT_INSPECTED}
+    assert "empty file" in bad[0].reason and "02_empty.png" in bad[0].reason
+    assert bad[0].context["file"] == "02_empty.png"
     st = src.stats()
     assert st["corrupt"] == 4 and st["frames"] == 2 and "05_trunc.jpg" in st["last_error"]
     for name, why in [("02_empty.png", "empty file"), ("03_trunc.png", "truncated PNG"),
@@ -137,7 +150,8 @@ def test_unsupported_pixel_type_is_refused_per_file(tmp_path: Path, caplog: pyte
     (tmp_path / "f.tiff").write_bytes(buf.tobytes())
     src = FolderSource(tmp_path, pattern="*.tiff")
     with caplog.at_level(logging.WARNING, logger="inspector.capture.folder"):
-        assert list(src.frames()) == []
+        (frame,) = src.frames()
+    assert isinstance(frame, UnreadableFrame) and "float32" in frame.reason
     assert src.stats()["unsupported"] == 1 and "float32" in caplog.text and "f.tiff" in caplog.text
     with pytest.raises(ValueError, match="unsupported pixel type float32"):
         decode_image(buf.tobytes())
@@ -159,8 +173,34 @@ def test_loop_gives_unique_ids_and_close_stops(tmp_path: Path) -> None:
 def test_loop_over_only_corrupt_files_ends(tmp_path: Path) -> None:
     (tmp_path / "x.png").write_bytes(b"")
     src = FolderSource(tmp_path, loop=True)
-    assert list(src.frames()) == []
+    (frame,) = src.frames()  # one pass: the unit is recorded once, then the loop stops
+    assert isinstance(frame, UnreadableFrame)
     assert "no readable image" in src.stats()["last_error"]
+
+
+def test_an_image_above_the_pixel_limit_is_an_error_unit_without_decoding(tmp_path: Path) -> None:
+    (tmp_path / "a_huge.png").write_bytes(constant_png(20000, 20000))  # decodes to 400 MB (1.2 GB as BGR)
+    png(tmp_path / "b_ok.png")
+    src = FolderSource(tmp_path, source_id="c")
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        huge, ok = src.frames()
+        seconds = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert isinstance(huge, UnreadableFrame) and huge.verdict is Verdict.ERROR
+    assert "20000 x 20000 = 400.0 MP" in huge.reason and "limit of 100 MP" in huge.reason
+    assert "a_huge.png" in huge.reason
+    assert not isinstance(ok, UnreadableFrame) and ok.image.shape == (6, 8, 3)
+    assert seconds < 1.0 and peak < 8 * 2**20  # the header was read, not the pixels (numpy allocations are traced)
+    assert src.stats()["too_large"] == 1 and src.stats()["frames"] == 1
+    # The limit is the source's own.
+    (small,) = FolderSource(tmp_path, max_megapixels=0.00001, pattern="b_*").frames()
+    assert isinstance(small, UnreadableFrame) and "8 x 6" in small.reason
+    with pytest.raises(ValueError, match="max_megapixels must be > 0"):
+        FolderSource(tmp_path, max_megapixels=0)
 
 
 def test_missing_folder_and_no_match_are_clear(tmp_path: Path) -> None:

@@ -331,3 +331,67 @@ def test_uri_handling(monkeypatch: pytest.MonkeyPatch) -> None:
     assert calls[1][:2] == ("rtsp://h/x", cv2.CAP_FFMPEG) and cv2.CAP_PROP_READ_TIMEOUT_MSEC in calls[1][2]
     assert is_live_uri("usb:0") and is_live_uri("http://h/mjpg") and not is_live_uri("a/b.mp4")
     assert redact("rtsp://admin:pw@10.0.0.2:554/s") == "rtsp://***@10.0.0.2:554/s"
+
+
+# --- station events (stall, freeze, reconnect) -------------------------------------------------
+
+
+def events_of(src: VideoSource) -> list:
+    got: list = []
+    src.listen_events(got.append)
+    return got
+
+
+def test_a_stall_is_an_event_with_its_times_ended_by_the_reconnect(sources) -> None:
+    cam = FakeCamera(distinct(upto=5), distinct(100))
+    src = sources(cam, stall_timeout_s=0.3, backoff_initial_s=0.05)
+    got = events_of(src)
+    col = Collector(src)
+    wait_for(lambda: len(got) >= 3)
+    stall, reconnect, end = got[:3]
+    assert (stall.kind, stall.end, reconnect.kind, end.kind, end.end) == ("stall", False, "reconnect", "stall", True)
+    assert stall.source == src.name and reconnect.detail["after"] == "stall"
+    # The stall began at the last frame, not when the watchdog noticed it.
+    assert 0.25 <= (end.t - stall.t).total_seconds() < 1.5 and end.detail["duration_s"] > 0.25
+    assert src.stats()["stall_events"] == 1 and src.stats()["reconnect_events"] == 1
+    assert col.error is None
+
+
+def test_n_identical_pictures_in_a_row_are_one_freeze_event_and_monitoring_skips_the_repeats(sources) -> None:
+    same = pic(7)
+    # 3 new pictures, 20 repeats, then new pictures again; a file: no time-based reopen.
+    plan = lambda i: (False, None) if i >= 40 else (True, pic(i) if i < 3 or i >= 23 else same.copy())  # noqa: E731
+    src = sources(FakeCamera(plan), uri="clip.avi", live=False, freeze_frames=5, drop_oldest=True, queue_size=100)
+    got = events_of(src)
+    frames = list(src.frames())
+    assert [(e.kind, e.end) for e in got] == [("freeze", False), ("freeze", True)]
+    assert got[0].detail["frames"] == 5 and got[1].detail["until"] == "new picture"
+    st = src.stats()
+    # Of the 20 identical pictures the first 4 go out; the 5th opens the freeze and it and the 15
+    # after it are skipped (a repeat is no new unit).
+    assert st["frozen_skipped"] == 16 and st["freeze_events"] == 1
+    assert len(frames) == 40 - 16
+
+
+def test_inspection_flow_keeps_every_frozen_frame_but_still_records_the_freeze(sources) -> None:
+    same = pic(9)
+    plan = lambda i: (False, None) if i >= 12 else (True, same.copy())  # noqa: E731
+    src = sources(FakeCamera(plan), uri="clip.avi", live=False, freeze_frames=5, drop_oldest=False, queue_size=100)
+    got = events_of(src)
+    assert len(list(src.frames())) == 12
+    src.close()
+    assert [(e.kind, e.end) for e in got] == [("freeze", False), ("freeze", True)]
+    assert got[1].detail["until"] == "source closed" and src.stats()["frozen_skipped"] == 0
+
+
+def test_the_freeze_check_costs_well_under_a_millisecond_at_1080p() -> None:
+    img = np.random.default_rng(1).integers(0, 255, (1080, 1920, 3), dtype=np.uint8)
+    for _ in range(5):
+        video_mod.frame_signature(img)
+    n = 200
+    t0 = time.perf_counter()
+    for _ in range(n):
+        video_mod.frame_signature(img)
+    per_frame = (time.perf_counter() - t0) / n
+    print(f"frame_signature at 1080p: {per_frame * 1e6:.0f} us/frame")
+    assert per_frame < 1e-3

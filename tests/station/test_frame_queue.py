@@ -30,3 +30,29 @@ def test_queue_blocks_drops_oldest_and_closes():
     assert q.get_batch(5) == [5, 6]  # what was accepted is still handed out
     with pytest.raises(QueueClosed):
         q.get_batch(1)
+
+
+def test_latest_per_source_keeps_each_sources_latest_and_serves_them_in_turn():
+    from inspector.station.frame_queue import LatestPerSource
+
+    q = LatestPerSource(4, "q", sources=2)  # two slots per source
+    assert q.per_source == 2
+    # Source a puts twice as often; it pushes out only its own oldest, never b's.
+    assert [q.put_latest(f"a{i}", "a") for i in range(4)] == [None, None, "a0", "a1"]
+    assert q.put_latest("b0", "b") is None and len(q) == 3 and q.high_water == 3
+    assert q.get_batch(5) == ["a2", "b0", "a3"]  # in turn, each source's own order kept
+    # The old shared queue served the oldest first: with a judge at half the arrival rate and
+    # a, b arriving in turn, every judged frame came from a.
+    got = []
+    for i in range(20):
+        q.put_latest(f"a{i}", "a")
+        q.put_latest(f"b{i}", "b")
+        got += q.get_batch(1)
+    assert sum(x.startswith("a") for x in got) == sum(x.startswith("b") for x in got) == 10
+    assert q.drain() == ["a18", "b19", "a19"] and len(q) == 0
+    q.close()
+    with pytest.raises(QueueClosed):
+        q.put_latest("a", "a")
+    with pytest.raises(QueueClosed):
+        q.get_batch(1)
+    assert LatestPerSource(3, "q", sources=8).per_source == 1  # every source keeps its latest at least

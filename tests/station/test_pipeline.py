@@ -170,6 +170,68 @@ def test_monitoring_drops_the_oldest_and_counts_every_drop():
     assert snap["frames"]["accepted"] == 10 and snap["frames"]["decided"] == 4 and snap["dropped"] == 6
 
 
+class Stepped:
+    """A source that yields its next frame only when ``step()`` lets it, and returns once that frame
+    was accepted (the capture worker asked for the one after)."""
+
+    def __init__(self, name):
+        self.name, self.closed = name, False
+        self.go, self.asked = threading.Semaphore(0), 0
+
+    def frames(self):
+        i = 0
+        while not self.closed:
+            self.asked += 1
+            while not self.go.acquire(timeout=0.02):
+                if self.closed:
+                    return
+            yield tiny_frame(f"{self.name}-{i}", self.name)
+            i += 1
+
+    def step(self):
+        n = self.asked
+        self.go.release()
+        wait_until(lambda: self.asked > n or self.closed)
+
+    def close(self):
+        self.closed = True
+
+
+class PacedJudge(Fixed):
+    """A slow judge: each judged frame takes as long as both sources take to deliver one frame."""
+
+    def __init__(self, sources, frames):
+        super().__init__()
+        self.sources, self.left = sources, frames
+
+    def detect(self, images):
+        if self.left > 0:
+            self.left -= 1
+            for s in self.sources:
+                s.step()
+        return super().detect(images)
+
+
+def test_monitoring_shares_the_judge_fairly_between_sources_at_the_same_rate():
+    a, b = Stepped("a"), Stepped("b")
+    sink = Collect()
+    judge = PacedJudge([a, b], 60)
+    p = make(cfg(mode="monitoring", queue_size=4), [a, b], judge, [sink]).start()
+    wait_until(lambda: a.asked and b.asked)
+    a.step()
+    b.step()
+    wait_until(lambda: judge.left == 0 and len(p._in_q) == 0)
+    p.request_stop()
+    assert p.wait(5) and p.stop()
+    judged = {s: sum(f.source == s for f, _ in sink.items) for s in "ab"}
+    # The shared drop-oldest queue, served oldest first, judged a alone once the queue was full.
+    assert abs(judged["a"] - judged["b"]) <= 0.1 * max(judged.values()), judged
+    drops = p.metrics.drops
+    assert abs(drops["a"] - drops["b"]) <= 0.1 * max(drops.values()), drops
+    snap = p.metrics.snapshot()
+    assert snap["frames"]["accepted"] == snap["frames"]["decided"] + snap["dropped"] == 2 * 61
+
+
 # --- one decision per frame, whatever happens ---------------------------------------------------
 
 

@@ -287,3 +287,88 @@ def test_incidents_commit_with_their_decisions_and_leave_with_their_mes_events(t
     assert [r[0] for r in last] == ["run.end", "incident.evidence"]
     assert audit.verify(conn).ok
     conn.close()
+
+
+# --- a store that stops accepting ------------------------------------------------------------
+
+
+def big_result(fid: str, t: datetime) -> FrameResult:
+    """A unit whose record needs fresh pages (20 KB of context): a full store refuses it."""
+    frame = Frame(f"{RUN}/{fid}", "site-1", "gate", 0.0, t, np.zeros((4, 4, 3), np.uint8),
+                  {"camera": "gate", "pad": "x" * 20000})
+    return FrameResult(frame, Decision(frame.frame_id, Verdict.PASS, (), Detections.empty(), "ms-1", "h", t))
+
+
+def set_max_pages(writer: StoreWriter, pages: int | None) -> None:
+    """Pin the writer connection's database size (``None``: to what it holds now): SQLITE_FULL beyond."""
+    def pin(conn):
+        n = conn.execute("PRAGMA page_count").fetchone()[0] if pages is None else pages
+        conn.execute(f"PRAGMA max_page_count = {n}")
+
+    writer.submit_job(pin, "pin the database size").result(10)
+
+
+def test_a_gap_in_the_record_is_stored_as_an_event_once_the_store_accepts_again(tmp_path, cfg):
+    from inspector.store import events
+
+    metrics = Metrics()
+    failures = []
+    sink = make_sink(tmp_path, metrics=metrics, images=False, store_images="none")
+    sink.writer.retry_delays = (0.01,)
+    sink.on_failure = failures.append
+    start(sink, cfg)
+    sink.accept_result(big_result("a", T0)).result(10)
+    set_max_pages(sink.writer, None)  # the disk is full
+    refused = [sink.accept_result(big_result(f"b{i}", T0 + timedelta(seconds=i))) for i in range(1, 4)]
+    for f in refused:
+        with pytest.raises(Exception, match="database or disk is full"):
+            f.result(10)
+    since = (T0 + timedelta(seconds=1)).isoformat(timespec="seconds")
+    assert metrics.snapshot()["events"]["open"] == [{"kind": "store_gap", "source": None, "since": since}]
+    set_max_pages(sink.writer, 1_000_000)  # space again
+    sink.accept_result(big_result("c", T0 + timedelta(seconds=9))).result(10)
+    sink.end_run(10)
+    sink.close(10)
+    assert len(failures) == 1 and "database or disk is full" in failures[0]  # once, with the reason
+    assert sink.unrecorded == [f"{RUN}/b{i}" for i in range(1, 4)] and sink.gaps == 1
+    conn = open_db(tmp_path / "s.sqlite")
+    try:
+        (gap,) = events.list_events(conn, RUN, "store_gap")
+    finally:
+        conn.close()
+    assert gap["t"].startswith("2026-04-01T00:00:01") and gap["t_end"].startswith("2026-04-01T00:00:03")
+    assert gap["detail"]["frames_not_recorded"] == 3 and gap["detail"]["first_frame"] == f"{RUN}/b1"
+    assert gap["detail"]["store_accepted_again"] is True and "disk is full" in gap["detail"]["error"]
+    assert metrics.snapshot()["events"]["counts"] == {"store_gap": 1} and not metrics.snapshot()["events"]["open"]
+
+
+def test_a_wafer_with_refused_dies_is_reported_over_the_recorded_dies_only(tmp_path, cfg):
+    hub = MesHub.from_config(cfg, config_hash(cfg), RUN, tmp_path, class_names=NAMES)
+    sink = make_sink(tmp_path, mes=hub, images=False, store_images="none")
+    start(sink, cfg)
+    first, second, third = wafer_layout(cfg).dies[:3]
+    sink.accept_result(result("taken", Verdict.PASS, first, wafer="W0")).result(10)
+    tracker = WaferTracker(cfg)
+    futures = []
+    for fid, d in (("d0", first), ("taken", second), ("d2", third)):  # the store refuses the second die
+        r = result(fid, Verdict.FAIL, d)
+        tracker.add(r.frame, r.decision)
+        futures.append(sink.accept_result(r))
+    summary = tracker.flush()
+    assert summary.dies_seen == 3
+    sink.accept_wafer(summary).result(10)
+    sink.flush(10)
+    sink.close(10)
+    assert sink.failed == 1
+    conn = open_db(tmp_path / "s.sqlite")
+    try:
+        (body,) = conn.execute("SELECT body FROM outbox WHERE kind = 'wafer'").fetchone()
+        how = conn.execute("SELECT how FROM mes_wafers WHERE wafer = 'W1'").fetchone()[0]
+    finally:
+        conn.close()
+    msg = json.loads(body)
+    assert msg["dies_seen"] == 2 and how == "recovered"
+    # The refused die is reported as what the store knows of it: nothing (not inspected), never FAIL.
+    assert msg["die_map"][f"{first[0]},{first[1]}"] == "fail"
+    missing = f"{second[0]},{second[1]}"
+    assert msg["die_map"].get(missing, "not_inspected") == "not_inspected"

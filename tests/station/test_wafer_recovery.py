@@ -64,7 +64,8 @@ class Store:
         self.db = tmp_path / "s.sqlite"
         self.data = tmp_path
 
-    def run(self, run_id, wafers, *, station="fab-1", ended=False, judged=(), cfg=CFG, config_text=None):
+    def run(self, run_id, wafers, *, station="fab-1", ended=False, judged=(), cfg=CFG, config_text=None,
+            fault=None):
         """``wafers``: {wafer: dies}; the first die of each fails. ``judged`` wafers are marked as
         on a live run; ``ended`` records the run end. No MES hub: its start would already recover
         the earlier runs, which is what the tests do themselves."""
@@ -81,7 +82,7 @@ class Store:
                 sink.accept_wafer(tracker.flush()).result(10)
         sink.flush(10)
         if ended:
-            sink.end_run(10)
+            sink.end_run(10, fault=fault)
         sink.close(10)  # without end_run: the process died
 
     def recover(self, hub, current="run-now"):
@@ -169,3 +170,28 @@ def test_the_crashed_runs_own_config_judges_its_wafer(store, crashed_max_fractio
     assert store.recover(hub()) == [("run-a", "L1", "W1")]
     body = store.wafer_messages()[("files", "fab-1/run-a/wafer/L1/W1")]
     assert body["verdict"] == verdict and body["dies_seen"] == len(DIES)
+
+
+def test_a_run_that_ended_faulted_has_its_unsent_partial_wafer_recovered_once(store):
+    from inspector.store.audit import verify
+
+    # The store refused the rest of W2 and its messages, then took the run end (space came back).
+    store.run("run-a", {"W1": DIES, "W2": DIES[:2]}, judged=("W1",), ended=True,
+              fault="the store refused the record of frame run-a/L1_W2_x_y (database or disk is full)")
+    store.run("run-b", {"W3": DIES[:2]}, ended=True)  # ended cleanly: never looked at
+
+    assert store.recover(hub()) == [("run-a", "L1", "W2")]
+    assert store.marks() == [("run-a", "L1", "W1", "live"), ("run-a", "L1", "W2", "recovered")]
+    msgs = store.wafer_messages()
+    body = msgs[("files", "fab-1/run-a/wafer/L1/W2")]
+    assert body["dies_seen"] == 2 and body["verdict"] == "review"  # the unrecorded dies: not inspected
+    assert ("files", "fab-1/run-a/wafer/L1/W1") not in msgs  # judged live already (no hub in this test)
+    assert store.recover(hub()) == [] and store.wafer_messages() == msgs  # exactly once
+    conn = open_db(store.db)
+    try:
+        (payload,) = conn.execute("SELECT payload_sha256 FROM audit WHERE action = 'run.faulted'"
+                                  " AND entity_id = 'run-a'").fetchall()
+        assert conn.execute("SELECT ended FROM runs WHERE id = 'run-a'").fetchone()[0] is not None
+        assert verify(conn).ok
+    finally:
+        conn.close()

@@ -38,6 +38,7 @@ from inspector.config.schema.base import (
     Size32,
     Slug,
 )
+from inspector.config.schema.audit import AuditConfig
 from inspector.config.schema.site import (
     EvidenceConfig,
     IncidentKind,
@@ -62,6 +63,7 @@ from inspector.config.schema.sources import (
 from inspector.config.schema.models import (
     FusionConfig,
     ModelSpec,
+    ModelTrust,
     Tiling,
 )
 from inspector.config.schema.rules import (
@@ -107,6 +109,7 @@ from inspector.config.schema.station import (
 )
 
 __all__ = [
+    "AuditConfig",
     "WEEKDAYS",
     "IncidentState",
     "ReportFilters",
@@ -143,6 +146,7 @@ __all__ = [
     "MesOutboxConfig",
     "MesOutput",
     "ModelSpec",
+    "ModelTrust",
     "MqttOutput",
     "OpcUaOutput",
     "PATTERN_HINTS",

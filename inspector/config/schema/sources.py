@@ -93,6 +93,12 @@ class FolderSource(_SourceBase):
         None, description="CSV with a 'file' column plus context columns (lot, wafer, die_x, ...), one row per image."
     )
     loop: bool = Field(False, description="Start again at the first image after the last one (demos).")
+    max_megapixels: Optional[float] = Field(
+        100.0, gt=0,
+        description="Largest image to decode, in megapixels, checked from the file header before decoding; a "
+        "larger file is recorded as ERROR with its size. 100 MP covers area-scan sensors with room and bounds one "
+        "decode at ~300 MB (8-bit colour); null = no limit (only for trusted, stitched line-scan images).",
+    )
 
     @field_validator("context_regex")
     @classmethod
@@ -142,6 +148,12 @@ class VideoSource(_SourceBase):
     )
     reconnect: ReconnectPolicy = Field(
         default_factory=ReconnectPolicy, description="Stall watchdog and reconnect back-off."
+    )
+    freeze_frames: Optional[int] = Field(
+        50, ge=2,
+        description="Identical pictures in a row that count as a frozen stream (a freeze event is stored; in "
+        "monitoring flow the repeats are skipped, not judged as new units). 50 is 2 s at 25 fps, like the stall "
+        "timeout; a real sensor's noise makes two identical pictures unlikely. null = no count-based check.",
     )
     zones: Zones = Field(default_factory=list, description="Zones drawn on this camera's image.")
 

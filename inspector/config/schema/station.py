@@ -7,9 +7,10 @@ from typing import Literal, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
+from inspector.config.schema.audit import AuditConfig
 from inspector.config.schema.base import SCHEMA_VERSION, ConfigModel, Loc, Slug, raise_if
 from inspector.config.schema.mes import MesOutboxConfig, MesOutput
-from inspector.config.schema.models import FusionConfig, ModelSpec
+from inspector.config.schema.models import FusionConfig, ModelSpec, ModelTrust
 from inspector.config.schema.reports import ReportsConfig, report_issues
 from inspector.config.schema.rules import AgreementRule, ClassThresholdRule, RegionRule, Rule, SizeRule, WaferRule
 from inspector.config.schema.site import SiteConfig
@@ -123,6 +124,9 @@ class StationConfig(ConfigModel):
         ..., min_length=1, description="Detection models of the ensemble (all with the same class_names)."
     )
     fusion: FusionConfig = Field(default_factory=FusionConfig, description="How ensemble detections are fused.")
+    model_trust: ModelTrust = Field(
+        default_factory=ModelTrust, description="Signed models: require signatures, and the trusted public keys."
+    )
     rules: list[Rule] = Field(
         default_factory=list, description="Per-frame rules, applied in order (plug-in chosen by `type`)."
     )
@@ -151,6 +155,9 @@ class StationConfig(ConfigModel):
     )
     reports: ReportsConfig = Field(
         default_factory=ReportsConfig, description="Incident reports the station writes on a schedule."
+    )
+    audit: AuditConfig = Field(
+        default_factory=AuditConfig, description="Anchors of the audit chain outside the database: signed checkpoints."
     )
 
     @property
