@@ -38,7 +38,7 @@ WANT="$(cat pyproject.toml installers/constraints.txt installers/setup.sh $LOCKS
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   echo "setup: installing Python packages into .venv (first run takes a few minutes)"
   pipq install -q --require-hashes -r $LOCKS/build.txt
-  # Everything of .[gui,train,dev], hash-checked: torch / torchvision are the exact builds that were
+  # Everything of .[gui,train,dev,openvino], hash-checked: torch / torchvision are the exact builds that were
   # tested (present on the CI image). --no-deps: the lock is the whole resolved set already, and it
   # holds opencv-python-headless but never the GUI build of OpenCV that ultralytics and trackers
   # declare (its bundled Qt clashes with PySide6), which pip would otherwise go and fetch.

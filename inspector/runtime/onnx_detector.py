@@ -97,24 +97,15 @@ class OnnxDetector:
         if sha256 is None:
             self.notes.append(f"sha256 not verified (no expected hash given); file hash is {self.sha256}")
 
-        # 2. Providers, then the session.
-        trt_profile = self._trt_profile(model_bytes, max_batch) if self._wants_tensorrt(providers) else None
-        resolved = resolve_providers(providers, strict_providers, trt_cache_dir=trt_cache_dir, trt_profile=trt_profile)
-        self.provider_notes: list[str] = list(resolved.notes)
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.inter_op_num_threads = 1  # one graph branch at a time: intra-op threads do the work
-        if threads is not None:
-            so.intra_op_num_threads = int(threads)
-        if not allow_spinning:  # idle ORT threads sleep instead of spinning: frees cores that other stages share
-            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = self._create_session(model_bytes, so, resolved.providers, strict_providers)
+        # 2. Providers, then the session (a subclass opens another runtime here: see ``_open``).
+        self.provider_notes: list[str] = []
+        self.providers_in_use: list[str] = []
+        self._open(model_bytes, providers=providers, strict=strict_providers, threads=threads,
+                   allow_spinning=allow_spinning, max_batch=max_batch, trt_cache_dir=trt_cache_dir)
         del model_bytes  # the session holds its own copy
-        self.providers_in_use: list[str] = [short_name(p) for p in self._session.get_providers()]
 
         # 3. What the model says about itself must agree with what we were told.
-        self.metadata: ModelMetadata = parse_metadata(self._session.get_modelmeta().custom_metadata_map)
+        self.metadata: ModelMetadata = parse_metadata(self._model_props())
         if self.metadata.end2end:
             raise ModelMetadataError(f"model {self.path} was exported with NMS inside (end2end); "
                                      "export it with nms=False for this runtime")
@@ -136,6 +127,38 @@ class OnnxDetector:
         self.warmup_ms: float | None = None
         if warmup:
             self.warmup()
+
+    # --- the runtime: the four places a subclass (OpenVinoDetector) differs -------------------
+    def _open(self, model_bytes: bytes, *, providers: Sequence[str], strict: bool, threads: int | None,
+              allow_spinning: bool, max_batch: int, trt_cache_dir: Path | str | None) -> None:
+        """Build the inference session from the verified bytes; set ``provider_notes`` / ``providers_in_use``."""
+        trt_profile = self._trt_profile(model_bytes, max_batch) if self._wants_tensorrt(providers) else None
+        resolved = resolve_providers(providers, strict, trt_cache_dir=trt_cache_dir, trt_profile=trt_profile)
+        self.provider_notes.extend(resolved.notes)
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.inter_op_num_threads = 1  # one graph branch at a time: intra-op threads do the work
+        if threads is not None:
+            so.intra_op_num_threads = int(threads)
+        if not allow_spinning:  # idle ORT threads sleep instead of spinning: frees cores that other stages share
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = self._create_session(model_bytes, so, resolved.providers, strict)
+        self.providers_in_use = [short_name(p) for p in self._session.get_providers()]
+
+    def _model_props(self) -> dict[str, str]:
+        """The ONNX ``metadata_props`` (ultralytics writes names, imgsz, stride, task there)."""
+        return dict(self._session.get_modelmeta().custom_metadata_map)
+
+    def _io_signature(self) -> tuple[list[tuple[str, list[Any], str]], list[tuple[str, list[Any]]]]:
+        """Inputs as (name, shape, ORT type string) and outputs as (name, shape); a dynamic dimension is
+        not an int (ORT gives its symbolic name or None)."""
+        return ([(i.name, list(i.shape), i.type) for i in self._session.get_inputs()],
+                [(o.name, list(o.shape)) for o in self._session.get_outputs()])
+
+    def _infer(self, x: np.ndarray) -> np.ndarray:
+        """The raw output for one (N, 3, H, W) batch; consumed before the next call."""
+        return self._session.run([self._out_name], {self._in_name: x})[0]
 
     # --- construction helpers -----------------------------------------------------------------
     @classmethod
@@ -203,15 +226,14 @@ class OnnxDetector:
         return sess
 
     def _setup_io(self, imgsz: int | Sequence[int] | None, max_batch: int) -> None:
-        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        inputs, outputs = self._io_signature()
         if len(inputs) != 1:
             raise ModelMetadataError(f"model {self.path} has {len(inputs)} inputs; a detect model has one image input")
-        inp = inputs[0]
-        shape = list(inp.shape)
+        in_name, shape, in_type = inputs[0]
         if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3):
-            raise ModelMetadataError(f"model {self.path} input {inp.name} has shape {shape}; expected (batch, 3, H, W)")
-        if inp.type not in _DTYPES:
-            raise ModelMetadataError(f"model {self.path} input type {inp.type} is not supported (float or float16)")
+            raise ModelMetadataError(f"model {self.path} input {in_name} has shape {shape}; expected (batch, 3, H, W)")
+        if in_type not in _DTYPES:
+            raise ModelMetadataError(f"model {self.path} input type {in_type} is not supported (float or float16)")
         static_hw = tuple(shape[2:]) if all(isinstance(d, int) for d in shape[2:]) else None
         self.dynamic_size = static_hw is None
         want = _imgsz_pair(imgsz) if imgsz is not None else None
@@ -231,9 +253,9 @@ class OnnxDetector:
         # Static batch N: chunks of exactly N (the last one padded); dynamic: chunks of up to max_batch.
         self.static_batch: int | None = shape[0] if isinstance(shape[0], int) else None
         self.batch_size = self.static_batch or max(1, int(max_batch))
-        self._in_name, self._in_dtype = inp.name, _DTYPES[inp.type]
-        self._out_name = outputs[0].name
-        out_shape = list(outputs[0].shape)
+        self._in_name, self._in_dtype = in_name, _DTYPES[in_type]
+        self._out_name = outputs[0][0]
+        out_shape = list(outputs[0][1])
         c = 4 + self.num_classes
         # Fail at load, not on the first frame, whenever the declared shape already decides it.
         if len(out_shape) != 3 or all(isinstance(d, int) for d in out_shape[1:]) or c in out_shape[1:]:
@@ -272,7 +294,7 @@ class OnnxDetector:
                 if self._in_dtype is not np.float32:
                     x = x.astype(self._in_dtype)
                 t1 = pc()
-                raw = self._session.run([self._out_name], {self._in_name: x})[0]
+                raw = self._infer(x)
                 t2 = pc()
                 for xyxy, score, cls in postprocess(raw, lbs, self.num_classes, conf=self.conf, iou=self.iou,
                                                     max_det=self.max_det, max_candidates=self.max_candidates,
@@ -288,5 +310,5 @@ class OnnxDetector:
                                      "postprocess_ms": t_post * 1e3, "images": float(len(images))})
 
     def __repr__(self) -> str:
-        return (f"OnnxDetector({self.name!r}, version={self.version!r}, imgsz={self.imgsz}, "
+        return (f"{type(self).__name__}({self.name!r}, version={self.version!r}, imgsz={self.imgsz}, "
                 f"classes={len(self.class_names)}, providers={self.providers_in_use}, sha256={self.sha256[:12]})")

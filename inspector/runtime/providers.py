@@ -1,8 +1,26 @@
-"""Choose onnxruntime execution providers from config names, and say why one is not used.
+"""Choose the runtime and its execution providers from config names, and say why one is not used.
 
-Config names: ``cpu``, ``cuda``, ``tensorrt``. Nothing GPU-related is imported here: availability
-is asked of the installed onnxruntime build (``get_available_providers``) when resolving, and the
-installed distributions are only looked up by name to explain a missing provider.
+Config names: ``cpu``, ``cuda``, ``tensorrt`` (onnxruntime execution providers) and ``openvino``
+(Intel's OpenVINO runtime on the CPU, a runtime of its own: ``inspector.runtime.openvino_detector``).
+Nothing GPU-related is imported here: availability is asked of the installed onnxruntime build
+(``get_available_providers``) when resolving, and the installed distributions are only looked up
+by name to explain a missing provider.
+
+The list is an order of preference; ``choose_runtime`` walks it and the first entry this machine
+can run decides the runtime:
+
+- an onnxruntime provider this build lacks is skipped with a note (onnxruntime's ``cpu`` always
+  closes the list, as before);
+- ``openvino`` runs the model in OpenVINO when the ``openvino`` package is installed. When it is not:
+  with entries after it (``[openvino, cpu]``: "OpenVINO when installed, else onnxruntime") they are
+  tried, with a note; as the last entry, or with ``strict``, it is an error naming the package to
+  install, because a station configured for OpenVINO alone would otherwise run about half as fast
+  without anyone noticing.
+
+Why not onnxruntime's own OpenVINO execution provider: it ships as ``onnxruntime-openvino``, a
+build that *replaces* ``onnxruntime`` (both own the ``onnxruntime`` module), so it could be had only
+by swapping the base dependency, like ``onnxruntime-gpu``, and it excludes the GPU build. The
+``openvino`` package installs beside onnxruntime and reads the same ONNX file.
 """
 
 from __future__ import annotations
@@ -16,6 +34,11 @@ from typing import Any, NamedTuple
 CPU, CUDA, TENSORRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 PROVIDER_NAMES: dict[str, str] = {"cpu": CPU, "cuda": CUDA, "tensorrt": TENSORRT}
 _SHORT = {v: k for k, v in PROVIDER_NAMES.items()}
+OPENVINO = "openvino"  # a runtime of its own (not an onnxruntime provider): see choose_runtime
+ONNXRUNTIME = "onnxruntime"
+CONFIG_NAMES: tuple[str, ...] = (*PROVIDER_NAMES, OPENVINO)  # every name a config may list
+OPENVINO_INSTALL_HINT = ("install it with `.venv/bin/python -m pip install openvino` "
+                         "(or the project's extra: `pip install 'inspector-station[openvino]'`)")
 
 ProviderSpec = tuple[str, dict[str, Any]]
 
@@ -70,6 +93,69 @@ def provider_options(
     return {}
 
 
+class RuntimeChoice(NamedTuple):
+    runtime: str  # ONNXRUNTIME or OPENVINO
+    providers: tuple[str, ...]  # config names for onnxruntime (OPENVINO: ("openvino",))
+    notes: list[str]  # why an earlier preference was passed over
+
+
+def openvino_installed() -> bool:
+    """Whether the ``openvino`` package can be imported (looked up, not imported: importing it takes ~1 s)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("openvino") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _key(raw: Any) -> str:
+    key = str(raw).strip().lower()
+    if key not in CONFIG_NAMES:
+        raise ValueError(f"unknown execution provider {raw!r}; choose from {sorted(CONFIG_NAMES)}")
+    return key
+
+
+def choose_runtime(
+    requested: Sequence[str] | str,
+    strict: bool = False,
+    *,
+    available: Sequence[str] | None = None,
+    has_openvino: bool | None = None,
+) -> RuntimeChoice:
+    """Which runtime runs a model configured with ``requested`` (see the module doc for the rules).
+
+    ``available`` defaults to onnxruntime's providers (asked only when needed), ``has_openvino`` to
+    ``openvino_installed()``. Raises ``ProviderUnavailableError`` for an OpenVINO that is required
+    but not installed, ``ValueError`` for an unknown name.
+    """
+    names = [requested] if isinstance(requested, str) else list(requested or ["cpu"])
+    keys = list(dict.fromkeys(_key(r) for r in names))
+    if OPENVINO not in keys:
+        return RuntimeChoice(ONNXRUNTIME, tuple(keys), [])
+    i = keys.index(OPENVINO)
+    before, after = keys[:i], keys[i + 1:]
+    if before:  # an onnxruntime provider preferred over OpenVINO wins when this build has it (cpu always does)
+        if available is None:
+            import onnxruntime as ort
+
+            available = ort.get_available_providers()
+        if any(PROVIDER_NAMES[k] in available for k in before) or "cpu" in before:
+            return RuntimeChoice(ONNXRUNTIME, tuple(k for k in keys if k != OPENVINO), [])
+    if has_openvino is None:
+        has_openvino = openvino_installed()
+    notes = [f"{k} requested but unavailable: {unavailable_reason(PROVIDER_NAMES[k], available or [])}"
+             for k in before]
+    if has_openvino:
+        return RuntimeChoice(OPENVINO, (OPENVINO,), notes)
+    missing = f"openvino requested but the openvino package is not installed; {OPENVINO_INSTALL_HINT}"
+    if strict or not after:
+        raise ProviderUnavailableError("; ".join([*notes, missing]) + (
+            " (strict providers: not falling back)" if strict and after else
+            " (no other provider is listed after it; add `cpu` after `openvino` to fall back to onnxruntime)"))
+    return RuntimeChoice(ONNXRUNTIME, tuple(after), [*notes, f"{missing} — falling back to {', '.join(after)}"])
+
+
 def _installed(dist: str) -> str | None:
     try:
         return metadata.version(dist)
@@ -119,8 +205,11 @@ def resolve_providers(
     wanted: list[str] = []
     for raw in requested or ["cpu"]:
         key = str(raw).strip().lower()
+        if key == OPENVINO:
+            raise ValueError("'openvino' is not an onnxruntime execution provider: choose_runtime() picks the "
+                             "runtime, and OpenVinoDetector runs it (the station's ensemble builder does both)")
         if key not in PROVIDER_NAMES:
-            raise ValueError(f"unknown execution provider {raw!r}; choose from {sorted(PROVIDER_NAMES)}")
+            raise ValueError(f"unknown execution provider {raw!r}; choose from {sorted(CONFIG_NAMES)}")
         if PROVIDER_NAMES[key] not in wanted:
             wanted.append(PROVIDER_NAMES[key])
     chosen: list[str] = []

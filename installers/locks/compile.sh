@@ -17,10 +17,10 @@ common=(--generate-hashes --python-version 3.11 --python-platform x86_64-manylin
         --find-links /opt/wheels --index-strategy unsafe-best-match
         -c installers/constraints.txt --override installers/locks/overrides.txt
         --custom-compile-command "bash installers/locks/compile.sh" --quiet)
-"$UV" pip compile "${common[@]}" pyproject.toml -o installers/locks/station.txt
-"$UV" pip compile "${common[@]}" pyproject.toml --extra gui -o installers/locks/gui.txt
+"$UV" pip compile "${common[@]}" pyproject.toml --extra openvino -o installers/locks/station.txt
+"$UV" pip compile "${common[@]}" pyproject.toml --extra gui --extra openvino -o installers/locks/gui.txt
 "$UV" pip compile "${common[@]}" pyproject.toml --extra train -o installers/locks/train.txt
-"$UV" pip compile "${common[@]}" pyproject.toml --extra gui --extra train --extra dev -o installers/locks/dev.txt
+"$UV" pip compile "${common[@]}" pyproject.toml --extra gui --extra train --extra dev --extra openvino -o installers/locks/dev.txt
 # The build tools, installed first (and used without build isolation to install the project itself).
 "$UV" pip compile "${common[@]}" --allow-unsafe -c installers/locks/dev.txt installers/locks/build.in \
   -o installers/locks/build.txt

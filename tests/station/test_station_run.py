@@ -148,9 +148,23 @@ def test_sigterm_stops_a_run_gracefully(folder, tmp_path):
     cfg = config(folder, loop=True)
     st = Station.from_config(cfg, config_hash(cfg), data_dir=tmp_path / "data", ensemble=ensemble(delay=0.004))
     before = signal.getsignal(signal.SIGTERM)
+    ran, lock = threading.Event(), threading.Lock()
+
+    def term_while_running():
+        # Only while the run is live: a SIGTERM after the handler is restored would end pytest itself.
+        with lock:
+            if not ran.is_set():
+                os.kill(os.getpid(), signal.SIGTERM)
+
     with stop_on_signals(st):
-        threading.Timer(0.4, os.kill, (os.getpid(), signal.SIGTERM)).start()
-        s = st.run()  # a looping source: only the signal ends this run
+        timer = threading.Timer(0.4, term_while_running)
+        timer.start()
+        try:
+            s = st.run()  # a looping source: only the signal ends this run
+        finally:
+            with lock:
+                ran.set()
+            timer.cancel()
     assert signal.getsignal(signal.SIGTERM) is before
     conn, rows = db_rows(s)
     conn.close()

@@ -54,8 +54,10 @@ class ModelSpec(ConfigModel):
     conf: Fraction = Field(0.25, description="Minimum score kept from this model (0..1).")
     iou: Fraction = Field(0.45, description="IoU threshold of this model's own NMS (0..1).")
     max_det: int = Field(300, ge=1, description="Maximum detections kept per image from this model.")
-    providers: Annotated[list[Literal["cpu", "cuda", "tensorrt"]], unique_list("provider")] = Field(
-        default_factory=lambda: ["cpu"], min_length=1, description="Execution providers in order of preference."
+    providers: Annotated[list[Literal["cpu", "cuda", "tensorrt", "openvino"]], unique_list("provider")] = Field(
+        default_factory=lambda: ["cpu"], min_length=1,
+        description="Execution providers in order of preference: onnxruntime's cpu / cuda / tensorrt, or openvino "
+        "(OpenVINO on the CPU, needs the `openvino` package; `[openvino, cpu]` falls back to onnxruntime without it).",
     )
     tiling: Optional[Tiling] = Field(
         None, description="Tile large images before inference; null = resize the whole image."
