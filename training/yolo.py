@@ -32,6 +32,8 @@ This is the hash the registry, the model cards and every evaluation record (``da
 
 from __future__ import annotations
 
+import math
+
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -276,6 +278,9 @@ def parse_label_text(text: str, nc: int) -> list[LabelLine | BadLine]:
             out.append(BadLine(i, why))
             continue
         vals = [float(t) for t in parts[1:]]
+        if not all(math.isfinite(v) for v in vals):  # 'nan' / 'inf' parse as floats but are no coordinates
+            out.append(BadLine(i, f"coordinates must be finite numbers, got {' '.join(parts[1:])}"))
+            continue
         if len(vals) > 4:  # polygon (segment) line: its bounding box
             xs, ys = vals[0::2], vals[1::2]
             box = ((min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, max(xs) - min(xs), max(ys) - min(ys))
