@@ -154,7 +154,7 @@ def test_a_dying_station_process_shows_faulted_with_its_exit_code(ctx, sessions,
     assert failures and "exit code 43" in failures[-1] and "exit code 43" in win.live.note.text()
     assert win.live.start_btn.isEnabled() and not win.live.pause_btn.isEnabled()
     win.update_status()
-    assert win.status_labels["state"].text() == "faulted"
+    assert win.status_labels["state"].text().startswith("FAULTED")  # shouted, with the reason when known
     assert not win.controller.stop()  # nothing left to stop; the GUI never waits on a dead child
     # A new start after the fault works (the operator is not stuck).
     win.controller._factory = _spec(ctx, "boxes")
