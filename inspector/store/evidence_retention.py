@@ -22,6 +22,7 @@ from pathlib import Path
 
 from inspector.store import audit
 from inspector.store.db import transaction
+from inspector.store.images import delete_stored
 from inspector.util.canonical import iso_utc
 
 log = logging.getLogger(__name__)
@@ -94,20 +95,7 @@ def prune_incident_evidence(conn: sqlite3.Connection, data_dir: str | Path, olde
             audit.append(conn, actor=actor, action="evidence.prune", entity="incident_evidence",
                          entity_id="retention", payload={"older_than": cutoff, "incidents": sorted(pruned_ids),
                                                          "files": paths})
-    deleted = missing = freed = 0
-    for rel in paths:
-        p = (data_dir / rel).resolve()
-        if not p.is_relative_to(data_dir):  # a stored path must never reach outside the data folder
-            log.warning("evidence retention: %s is outside %s; not deleted", rel, data_dir)
-            continue
-        try:
-            size = p.stat().st_size
-            p.unlink()
-        except FileNotFoundError:
-            missing += 1
-            continue
-        deleted += 1
-        freed += size
+    deleted, missing, freed = delete_stored(data_dir, paths)
     if pruned_ids:
         log.info("evidence retention: %d closed incident(s) before %s: %d file(s) deleted (%.1f MB), %d missing, "
                  "%d kept (shared); %d older incident(s) kept because still open", len(pruned_ids), cutoff,

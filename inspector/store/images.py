@@ -7,6 +7,7 @@ Files live at ``root/ab/cd/<sha256>.<ext>`` where the sha256 is that of the enco
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,8 @@ from inspector.store import audit
 from inspector.store.db import transaction
 from inspector.util.atomic import PRIVATE_FILE, fsync_dir, make_private_dirs, write_bytes_atomic
 from inspector.util.canonical import iso_utc
+
+log = logging.getLogger(__name__)
 
 _EXT = {"png": ".png", "jpeg": ".jpg"}
 
@@ -142,9 +145,22 @@ def retention(conn: sqlite3.Connection, root: str | Path, older_than: datetime, 
         conn.execute("DELETE FROM _prune")
         audit.append(conn, actor=actor, action="images.prune", entity="frames", entity_id="retention",
                      payload={"older_than": cutoff, "frames": pruned, "files": len(paths)})
+    deleted, missing, freed = delete_stored(root, paths)
+    return PruneReport(pruned, deleted, missing, freed, int(needed), int(shared))
+
+
+def delete_stored(root: Path, paths: list[str]) -> tuple[int, int, int]:
+    """Delete files stored under ``root`` by relative path: (deleted, already missing, bytes freed).
+
+    A path that resolves outside ``root`` is never deleted (logged): a stored path must not reach out.
+    """
+    root = Path(root).resolve()
     deleted = missing = freed = 0
     for rel in paths:
-        p = root / rel
+        p = (root / rel).resolve()
+        if not p.is_relative_to(root):
+            log.warning("retention: %s is outside %s; not deleted", rel, root)
+            continue
         try:
             size = p.stat().st_size
             p.unlink()
@@ -153,4 +169,4 @@ def retention(conn: sqlite3.Connection, root: str | Path, older_than: datetime, 
             continue
         deleted += 1
         freed += size
-    return PruneReport(pruned, deleted, missing, freed, int(needed), int(shared))
+    return deleted, missing, freed
