@@ -294,13 +294,7 @@ def load_manifest(path: Path | str) -> ModelManifest:
         p = manifest_path_for(p)
     if not p.is_file():
         raise ManifestError(f"manifest {p} does not exist (expected <model>{MANIFEST_SUFFIX} beside the ONNX file)")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ManifestError(f"manifest {p} is not readable JSON: {e}") from e
-    if not isinstance(data, dict):
-        raise ManifestError(f"manifest {p}: expected a JSON object")
-    return ModelManifest.from_dict(data, path=p)
+    return ModelManifest.from_dict(_json_object(p, "manifest", ManifestError), path=p)
 
 
 def write_manifest(
@@ -429,13 +423,7 @@ def read_signature(manifest_path: Path | str) -> dict[str, Any] | None:
     sig_path = signature_path_for(manifest_path)
     if not sig_path.is_file():
         return None
-    try:
-        data = json.loads(sig_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise SignatureError(f"signature {sig_path} is not readable JSON: {e}") from e
-    if not isinstance(data, dict):
-        raise SignatureError(f"signature {sig_path}: expected a JSON object")
-    return data
+    return _json_object(sig_path, "signature", SignatureError)
 
 
 def verify_manifest_signature(manifest_path: Path | str, keys: Sequence[TrustedKey],
@@ -504,3 +492,14 @@ def load_trusted_manifest(path: Path | str, policy: TrustPolicy | None) -> tuple
     if not isinstance(parsed, dict):
         raise ManifestError(f"manifest {p}: expected a JSON object")
     return ModelManifest.from_dict(parsed, path=p), key_id
+
+
+def _json_object(path: Path, what: str, error: type[Exception]) -> dict:
+    """A JSON object read from ``path``, or ``error`` naming the file (``what``: manifest, signature)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise error(f"{what} {path} is not readable JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise error(f"{what} {path}: expected a JSON object")
+    return data
