@@ -37,6 +37,7 @@ import numpy as np
 from inspector.runtime.model_artifact import ModelMetadataError
 from inspector.runtime.onnx_detector import OnnxDetector
 from inspector.runtime.providers import OPENVINO, OPENVINO_INSTALL_HINT, ProviderUnavailableError
+from inspector.util.signal_stack import kept_signal_stack
 
 log = logging.getLogger(__name__)
 
@@ -71,17 +72,18 @@ class OpenVinoDetector(OnnxDetector):
         ov = import_openvino()
         others = [p for p in ([providers] if isinstance(providers, str) else providers)
                   if str(p).strip().lower() not in (OPENVINO, "cpu")]
-        core = ov.Core()
-        if DEVICE not in core.available_devices:  # pragma: no cover - a CPU plugin is part of every wheel
-            raise ProviderUnavailableError(f"openvino {ov.__version__} has no CPU device "
-                                           f"(devices: {core.available_devices})")
-        try:
-            self._ov_model = core.read_model(model=model_bytes)  # the verified bytes, not the path again
-        except Exception as e:  # a file OpenVINO's ONNX reader cannot take (an operator it lacks, ...)
-            raise ModelMetadataError(f"OpenVINO {ov.__version__} cannot read model {self.path}: {e}") from e
-        config = self.compile_config(threads)
-        self._compiled = core.compile_model(self._ov_model, DEVICE, config)
-        self._request = self._compiled.create_infer_request()
+        with kept_signal_stack("OpenVINO's CPU plugin"):  # see inspector/util/signal_stack.py
+            core = ov.Core()
+            if DEVICE not in core.available_devices:  # pragma: no cover - a CPU plugin is part of every wheel
+                raise ProviderUnavailableError(f"openvino {ov.__version__} has no CPU device "
+                                               f"(devices: {core.available_devices})")
+            try:
+                self._ov_model = core.read_model(model=model_bytes)  # the verified bytes, not the path again
+            except Exception as e:  # a file OpenVINO's ONNX reader cannot take (an operator it lacks, ...)
+                raise ModelMetadataError(f"OpenVINO {ov.__version__} cannot read model {self.path}: {e}") from e
+            config = self.compile_config(threads)
+            self._compiled = core.compile_model(self._ov_model, DEVICE, config)
+            self._request = self._compiled.create_infer_request()
         self.openvino_version = ov.__version__
         self.providers_in_use = [OPENVINO]
         self.provider_notes.append(f"runtime: openvino {ov.__version__} on {DEVICE} "

@@ -126,3 +126,31 @@ def test_missing_openvino_is_a_clear_error_naming_the_package(monkeypatch) -> No
     src = RegistryReader(default_registry_root()).resolve("wafer-demo")
     with pytest.raises(ProviderUnavailableError, match=r"pip install openvino.*inspector-station\[openvino\]"):
         openvino_detector.OpenVinoDetector.from_manifest(src.manifest_path)
+
+
+# Run in a process of its own: the failure this guards against is a SIGSEGV that no Python code sees.
+_DROP_ELSEWHERE_THEN_SIGNAL = """
+import faulthandler, gc, os, signal, sys, threading, time
+faulthandler.enable()   # as pytest and the station have it: an alternate stack of its own on the main thread
+from inspector.runtime.openvino_detector import OpenVinoDetector
+from inspector.runtime.registry import RegistryReader, default_registry_root
+det = [OpenVinoDetector.from_manifest(RegistryReader(default_registry_root()).resolve("wafer-demo").manifest_path)]
+worker = threading.Thread(target=lambda: (det.clear(), gc.collect()))   # released on another thread
+worker.start(); worker.join()
+got = []
+signal.signal(signal.SIGTERM, lambda *_: got.append("SIGTERM"))
+os.kill(os.getpid(), signal.SIGTERM)  # delivered to the main thread, as systemd's stop is
+time.sleep(0.2)
+print(got)
+"""
+
+
+@needs_openvino
+def test_a_signal_after_the_detector_is_released_on_another_thread_is_handled(tmp_path: Path) -> None:
+    """OpenVINO's CPU plugin swaps the compiling thread's signal stack and unmaps it on release: without
+    keeping the stack, the SIGTERM here killed the process with SIGSEGV (exit -11, no output)."""
+    import subprocess
+
+    r = subprocess.run([sys.executable, "-c", _DROP_ELSEWHERE_THEN_SIGNAL], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path)
+    assert (r.returncode, r.stdout.strip()) == (0, "['SIGTERM']"), (r.returncode, r.stdout, r.stderr[-2000:])
