@@ -34,7 +34,8 @@ def _detector_class(providers: tuple[str, ...]) -> tuple[type[OnnxDetector], tup
 
 def _member(i: int, spec: ModelSpec, reader: RegistryReader, threads: int | None) -> Member:
     cls, providers, notes = _detector_class(tuple(spec.providers))
-    kw = dict(conf=spec.conf, iou=spec.iou, max_det=spec.max_det, providers=providers, threads=threads)
+    kw = dict(conf=spec.conf, iou=spec.iou, max_det=spec.max_det, providers=providers, threads=threads,
+              rect=spec.rect)
     if spec.registry is not None:
         resolved = reader.resolve(spec.registry)
         if tuple(resolved.imgsz) != (spec.imgsz, spec.imgsz):
@@ -56,6 +57,10 @@ def _member(i: int, spec: ModelSpec, reader: RegistryReader, threads: int | None
                                      f"sha256 {manifest.sha256}, the config says {spec.sha256}")
         det = cls(spec.path, spec.class_names, spec.imgsz, sha256=spec.sha256, name=spec.name, **kw)
         name, version, sha = spec.name, "file", str(spec.sha256)
+    if spec.rect and not det.rect:
+        raise ModelLoadError(f"models[{i}] ({spec.name}): rect: true needs a model with a dynamic input size, and "
+                             f"{name}@{version} takes a fixed {det.imgsz[0]}x{det.imgsz[1]} input (export it with "
+                             "`inspector-train export --dynamic`, or set rect: false)")
     for note in notes:  # why a preferred runtime was passed over: on record with the detector's own notes
         log.info("%s: %s", spec.name, note)
     det.provider_notes[:0] = notes

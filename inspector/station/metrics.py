@@ -222,6 +222,10 @@ class Metrics:
         elapsed = 0.0 if t_start is None else (t_end if t_end is not None else now) - t_start
         source_stats = {getattr(s, "name", f"source-{i}"): s.stats() for i, s in enumerate(sources)
                         if callable(getattr(s, "stats", None))}
+        for name, st in source_stats.items():  # a reader's own buffer that fell behind drops frames too
+            n = int(st.get("dropped", 0) or 0)
+            if n:
+                drops[name] = drops.get(name, 0) + n
         return {
             "state": state,
             "elapsed_s": round(elapsed, 3),

@@ -454,16 +454,11 @@ class Station:
 
     def _camera_drops(self) -> dict[str, int]:
         """Frames of each camera that never reached the model: dropped by the pipeline (latest wins)
-        or by the source's own buffer (a video reader that fell behind)."""
+        or by the source's own buffer (a video reader that fell behind); the metrics count both."""
         cameras = camera_ids(self.cfg)
-        snap = self.metrics.snapshot()
         out: dict[str, int] = {}
-        for name, n in snap["drops"].items():
+        for name, n in self.metrics.snapshot()["drops"].items():
             out[cameras.get(name, name)] = out.get(cameras.get(name, name), 0) + int(n)
-        for name, stats in snap["sources"].items():
-            n = int(stats.get("dropped", 0) or 0)
-            if n:
-                out[cameras.get(name, name)] = out.get(cameras.get(name, name), 0) + n
         return out
 
     def _wafers(self) -> dict[str, dict[str, Any]]:

@@ -62,15 +62,19 @@ def _same(a, b) -> None:
 
 @needs_openvino
 @pytest.mark.slow
-@pytest.mark.parametrize("model, frames", [("site-demo", _site_frames), ("wafer-demo", _wafer_frames)])
-def test_shipped_models_give_onnxruntime_detections(model: str, frames) -> None:
+@pytest.mark.parametrize("model, frames, rect", [("site-demo", _site_frames, True), ("site-demo@1", _site_frames, False),
+                                                  ("wafer-demo", _wafer_frames, False)])
+def test_shipped_models_give_onnxruntime_detections(model: str, frames, rect: bool) -> None:
+    """site-demo (production: a dynamic-input export) as the construction demo runs it, with the rect
+    letterbox; site-demo@1 and wafer-demo are static exports."""
     from inspector.runtime.openvino_detector import OpenVinoDetector
 
     resolved = RegistryReader(default_registry_root()).resolve(model)
-    ort_det = OnnxDetector.from_manifest(resolved.manifest_path)
-    ov_det = OpenVinoDetector.from_manifest(resolved.manifest_path, providers=("openvino",))
+    ort_det = OnnxDetector.from_manifest(resolved.manifest_path, rect=rect)
+    ov_det = OpenVinoDetector.from_manifest(resolved.manifest_path, providers=("openvino",), rect=rect)
     assert ov_det.providers_in_use == ["openvino"] and ov_det.sha256 == resolved.sha256
-    assert (ov_det.imgsz, ov_det.class_names, ov_det.static_batch) == (ort_det.imgsz, ort_det.class_names, 1)
+    assert (ov_det.imgsz, ov_det.class_names, ov_det.static_batch, ov_det.rect) == (
+        ort_det.imgsz, ort_det.class_names, None if rect else 1, rect)
     images = frames()
     a, b = ort_det.detect(images), ov_det.detect(images)
     assert sum(len(d) for d in a) >= len(images), "the frames must hold objects for the comparison to mean much"

@@ -76,3 +76,17 @@ def test_tampered_file_is_refused(tmp_path):
     cfg = load_config_text(config(f"  - {{name: a, path: {f}, sha256: {sha}, imgsz: 32, class_names: [scratch, particle]}}"))
     with pytest.raises(ModelLoadError, match="sha256"):
         build_ensemble(cfg)
+
+
+def test_rect_runs_a_dynamic_input_model_at_the_frame_s_rectangle_and_refuses_a_static_one():
+    """The construction demo's site-demo@2 (a dynamic export) takes 960x540 frames as 480x288; site-demo@1
+    (static 480x480) cannot, and rect: true on it is a load error naming the fix."""
+    from inspector.runtime.registry import default_registry_root
+
+    def site(spec: str) -> str:
+        return config(f"  - {{name: s, registry: {spec}, imgsz: 480, rect: true, class_names: [hat, vest, worker]}}")
+
+    det = build_ensemble(load_config_text(site("site-demo@2")), default_registry_root()).members[0].detector
+    assert det.rect and det._pre.input_shape([np.zeros((540, 960, 3), np.uint8)]) == (288, 480)
+    with pytest.raises(ModelLoadError, match=r"rect: true needs a model with a dynamic input size.*480x480.*--dynamic"):
+        build_ensemble(load_config_text(site("site-demo@1")), default_registry_root())

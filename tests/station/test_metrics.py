@@ -104,3 +104,19 @@ def test_per_frame_updates_are_cheap():
         m.decided("pass")
     per_frame_us = (time.perf_counter() - t0) / n * 1e6
     assert per_frame_us < 200, f"metrics cost {per_frame_us:.1f} us per frame"
+
+
+def test_drops_count_the_pipeline_and_each_reader_s_own_buffer():
+    """A frame a video reader's buffer dropped never reached the pipeline: it is counted all the same."""
+    class Reader:
+        name = "gate"
+
+        def stats(self):
+            return {"dropped": 3, "corrupt": 0}
+
+    m = Metrics()
+    m.add_sources([Reader()])
+    m.dropped("gate", 2)
+    m.dropped("yard", 1)
+    snap = m.snapshot()
+    assert snap["drops"] == {"gate": 5, "yard": 1} and snap["dropped"] == 6

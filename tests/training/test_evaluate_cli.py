@@ -100,3 +100,10 @@ def test_evaluate_errors_are_clear(tiny):
     assert res.exit_code == 1 and "no 'test' split" in res.output
     res = r.invoke(evaluate, [str(tiny["pt"]), str(tiny["ds"]), "--store-in-registry"])
     assert res.exit_code == 2 and "registry" in res.output
+
+
+def test_rect_needs_a_dynamic_input_model(tiny, tmp_path):
+    """--rect with a static export (the checkpoint's temporary one) is refused, naming the flag that makes one."""
+    r = CliRunner().invoke(evaluate, [str(tiny["pt"]), str(tiny["ds"]), "--rect", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1 and "--rect needs a model with a dynamic input size" in r.output, r.output
+    assert "export it with --dynamic" in r.output

@@ -192,6 +192,31 @@ def test_equal_metrics_do_not_beat_production(reg, onnx_files):
         reg.promote("wafer", "2", "qe", candidate_eval=ev(0.5), production_eval=ev(0.5))
 
 
+def test_a_reexport_of_production_weights_need_not_beat_it_and_only_a_reexport(reg, onnx_files, tmp_path):
+    import dataclasses
+
+    pt, other = tmp_path / "best.pt", tmp_path / "other.pt"
+    pt.write_bytes(b"the trained weights")
+    other.write_bytes(b"retrained weights")
+    register(reg, onnx_files[0], weights_pt=pt)
+    register(reg, onnx_files[1], weights_pt=pt)   # the same weights exported again (another input size)
+    register(reg, onnx_files[2], weights_pt=other)   # a retrain
+    reg.promote("wafer", "1", "qe")
+    reexport = dataclasses.replace(GateConfig.with_overrides({"map50": -0.01, "map50_95": -0.01}),
+                                   require_improvement=False)
+    slightly_worse, prod = ev(0.495, 0.195), ev(0.5, 0.2)
+    with pytest.raises(GateRefused, match="must beat it on at least one"):   # without the flag: refused
+        reg.promote("wafer", "2", "qe", gate=GateConfig.with_overrides({"map50": -0.01, "map50_95": -0.01}),
+                    candidate_eval=slightly_worse, production_eval=prod)
+    with pytest.raises(GateRefused, match="a re-export must hold production's own weights"):
+        reg.promote("wafer", "3", "qe", gate=reexport, candidate_eval=slightly_worse, production_eval=prod)
+    with pytest.raises(GateRefused, match=r"map50 0\.4800 does not reach"):  # margins still hold
+        reg.promote("wafer", "2", "qe", gate=reexport, candidate_eval=ev(0.48, 0.195), production_eval=prod)
+    result = reg.promote("wafer", "2", "qe", gate=reexport, candidate_eval=slightly_worse, production_eval=prod)
+    assert result.passed and any("re-export of wafer@1's weights" in n for n in result.notes)
+    assert result.config["require_improvement"] is False and stages(reg)["2"] == "production"
+
+
 def test_margins_are_per_metric_and_configurable(reg, onnx_files):
     register(reg, onnx_files[0])
     register(reg, onnx_files[1])
@@ -450,6 +475,9 @@ def test_cli_register_list_show_promote_rollback(cli, onnx_files, tmp_path):
             "--margin", "map50=-0.5", "--margin", "map50_95=off", "--dry-run", ok=False)
     assert ">= 0.1000  yes" in r.output and "map50_95" not in r.output  # margins parsed
     assert "must beat it on at least one" in r.output and "dry run: nothing was changed" in r.output
+    r = cli("promote", "wafer@3", "--candidate-eval", evals["bad"], "--production-eval", evals["e2"],
+            "--margin", "map50=-0.5", "--margin", "map50_95=off", "--reexport", "--dry-run", ok=False)
+    assert "a re-export must hold production's own weights" in r.output  # wafer@3 keeps no weights at all
 
     r = cli("rollback", "wafer", "--user", "lead", "--reason", "bad lot")
     assert "production is now wafer@1" in r.output and "by lead" in r.output

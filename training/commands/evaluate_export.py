@@ -36,6 +36,9 @@ def _setup_logs(verbose: bool = False) -> None:
               help="Skip the ONNX side (no export, no station-runtime run, no agreement check).")
 @click.option("--imgsz", type=click.IntRange(min=32), default=None,
               help="Input size (default: the checkpoint's training size, or the ONNX manifest's).")
+@click.option("--rect", is_flag=True,
+              help="Run the ONNX side with the rect letterbox, as a station config with rect: true does "
+                   "(models exported with --dynamic only).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for report.json and the PNG plots (default: runs/eval/<model>-<dataset>).")
 @json_option
@@ -51,7 +54,7 @@ def _setup_logs(verbose: bool = False) -> None:
 @progress_option
 @log_level_option
 def evaluate(model: str, dataset: Path, split: str, config: Path | None, thresholds: tuple[str, ...], no_onnx: bool,
-             imgsz: int | None, out_dir: Path | None, as_json: bool, registry_dir: Path | None,
+             imgsz: int | None, rect: bool, out_dir: Path | None, as_json: bool, registry_dir: Path | None,
              store_in_registry: bool, max_images: int | None, verbose: bool, progress: Progress) -> None:
     """Evaluate MODEL on DATASET: mAP, P/R/F1 at the station's thresholds, confusion, calibration.
 
@@ -72,7 +75,7 @@ def evaluate(model: str, dataset: Path, split: str, config: Path | None, thresho
         thr = parse_threshold_args(thresholds)
         result = evaluate_model(
             model, dataset, split, thresholds=thr, config=config, onnx=not no_onnx, imgsz=imgsz,
-            registry_root=registry_dir, out_dir=out_dir, max_images=max_images, progress=progress,
+            registry_root=registry_dir, out_dir=out_dir, max_images=max_images, rect=rect, progress=progress,
         )
     except (EvalError, DatasetError, ModelArtifactError, ValueError) as e:
         raise click.ClickException(str(e)) from None

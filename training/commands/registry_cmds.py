@@ -12,6 +12,7 @@ failed check or a refused promotion still exits with status 1, its message on st
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -357,6 +358,10 @@ def _parse_margins(items: tuple[str, ...]) -> dict[str, float | None]:
                    "map50=0 and map50_95=0; a negative value tolerates a drop; METRIC=off removes it).")
 @click.option("--recall-tolerance", type=click.FloatRange(min=0.0), default=None,
               help="Largest allowed drop of any class's recall versus production [default: 0.02].")
+@click.option("--reexport", is_flag=True,
+              help="NAME@VERSION is production's own weights exported again (another input size, a dynamic "
+                   "input; checked by the weights' sha256): it must stay within the margins but need not beat "
+                   "production.")
 @click.option("--dry-run", is_flag=True, help="Only print the gate's verdict; change nothing.")
 @_sign_key_option
 @_user_option
@@ -365,8 +370,8 @@ def _parse_margins(items: tuple[str, ...]) -> dict[str, float | None]:
 @log_level_option
 @_registry_option
 def promote(spec: str, candidate_eval: Path | None, production_eval: Path | None, margins: tuple[str, ...],
-            recall_tolerance: float | None, dry_run: bool, sign_key: Path | None, user: str | None, reason: str,
-            as_json: bool, registry_dir: Path | None) -> None:
+            recall_tolerance: float | None, reexport: bool, dry_run: bool, sign_key: Path | None, user: str | None,
+            reason: str, as_json: bool, registry_dir: Path | None) -> None:
     """Put a version in production if it beats production on the same held-out set.
 
     Gate: every gated metric reaches production + margin, at least one is strictly better, and no
@@ -377,6 +382,8 @@ def promote(spec: str, candidate_eval: Path | None, production_eval: Path | None
 
     try:
         gate = GateConfig.with_overrides(_parse_margins(margins), recall_tolerance)
+        if reexport:
+            gate = dataclasses.replace(gate, require_improvement=False)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--margin") from None
     cand = _load_mapping(candidate_eval, "candidate evaluation") if candidate_eval else None

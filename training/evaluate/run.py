@@ -67,6 +67,7 @@ def evaluate_model(
     plots: bool = True,
     max_images: int | None = None,
     threads: int | None = None,
+    rect: bool = False,
     progress: Progress = NO_PROGRESS,
 ) -> dict[str, Any]:
     """Evaluate a model on a dataset split; returns one JSON-safe dict with every figure.
@@ -133,12 +134,18 @@ def evaluate_model(
             from inspector.runtime.onnx_detector import OnnxDetector
 
             say(f"loading {src.onnx} (station runtime, onnxruntime)")
-            kw = {"conf": conf, "iou": nms_iou, "max_det": max_det, "threads": threads}
+            kw = {"conf": conf, "iou": nms_iou, "max_det": max_det, "threads": threads, "rect": rect}
             if src.manifest is not None and src.manifest.is_file():
                 det = OnnxDetector.from_manifest(src.manifest, class_names=names, **kw)
             else:
                 det = OnnxDetector(src.onnx, names, imgsz, **kw)
                 notes.extend(det.notes)
+            if rect and not det.rect:
+                raise EvalError(f"--rect needs a model with a dynamic input size; {src.onnx} takes a fixed "
+                                f"{det.imgsz[0]}x{det.imgsz[1]} input (export it with --dynamic)")
+            if rect:
+                notes.append("ONNX side: rect letterbox (the smallest stride-multiple rectangle per image), "
+                             "as a station config with rect: true runs it")
             runtimes["onnx"] = _Runtime("onnx", det)
             run_imgsz = run_imgsz or det.imgsz[0]
         if not runtimes:
@@ -171,7 +178,8 @@ def evaluate_model(
         "registry": src.registry,
         "dataset": str(dataset), "dataset_hash": ds_hash, "dataset_hash_source": ds_hash_source,
         "split": split, "dataset_root": str(split_info.root), "max_images": max_images,
-        "class_names": list(names), "imgsz": run_imgsz, "conf": conf, "nms_iou": nms_iou, "max_det": max_det,
+        "class_names": list(names), "imgsz": run_imgsz, "rect": rect,
+        "conf": conf, "nms_iou": nms_iou, "max_det": max_det,
         "operating_thresholds": {n: float(t) for n, t in zip(names, op_thr_arr)},
         "operating_thresholds_source": thr_source,
     }

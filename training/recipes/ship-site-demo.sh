@@ -24,3 +24,17 @@ $T models register runs/site-demo/export/best.onnx --name site-demo --classes ha
     --train-config runs/site-demo/train_spec.json --weights runs/site-demo/weights/best.pt \
     --registry models --reason "shipped demo model" --user inspector-team
 $T promote site-demo@1 --registry models --reason "first production model" --user inspector-team
+# Version 2: the same weights exported with a dynamic input, so the station letterboxes 16:9 frames to
+# 480x288 (rect: true in station_configs/construction-demo.yaml). It cannot beat its own weights, so it is
+# promoted as a re-export: within the margins, recorded with its reason.
+$T export runs/site-demo/weights/best.pt --out runs/site-demo-dyn --dynamic --name site-demo
+$T evaluate runs/site-demo-dyn/weights.onnx data/site-fresh --rect --thresholds hat=0.3,vest=0.3,worker=0.25 \
+    --json --out runs/site-demo-dyn/eval-fresh > runs/site-demo-dyn/eval-fresh.json
+$T models register runs/site-demo-dyn/weights.onnx --name site-demo --classes hat,vest,worker \
+    --dataset-hash "$TRAIN_HASH" --parent site-demo@1 \
+    --metrics runs/site-demo-dyn/eval-fresh.json --card training/recipes/site-demo-card.yaml \
+    --train-config runs/site-demo/train_spec.json --weights runs/site-demo/weights/best.pt \
+    --registry models --reason "version 1's weights with a dynamic input, for the rect letterbox" --user inspector-team
+$T promote site-demo@2 --registry models --reexport --margin map50=-0.002 --margin map50_95=-0.002 \
+    --candidate-eval runs/site-demo-dyn/eval-fresh.json --production-eval runs/site-demo/eval-fresh.json \
+    --reason "rect letterbox: 42 % less inference per 16:9 frame" --user inspector-team

@@ -366,6 +366,15 @@ class Registry:
         if list(prod_entry.get("class_names") or []) != list(entry.get("class_names") or []):
             notes.append(f"class names differ from production ({prod_entry.get('class_names')} -> "
                          f"{entry.get('class_names')}): station configs that run '{name}' must list the new ones")
+        if not gate.require_improvement:  # only a re-export of production's own weights may skip "beats it"
+            mine, theirs = (self.record(name, v).get("weights") or {} for v in (version, prod))
+            if not mine.get("sha256") or mine.get("sha256") != theirs.get("sha256"):
+                raise GateRefused(GateResult(False, spec, f"{name}@{prod}", reasons=(
+                    f"a re-export must hold production's own weights: {spec} keeps weights sha256 "
+                    f"{mine.get('sha256')}, {name}@{prod} {theirs.get('sha256')}; a retrained model must beat "
+                    "production",), notes=tuple(notes), config=gate.to_dict()))
+            notes.append(f"re-export of {name}@{prod}'s weights (sha256 {mine['sha256'][:16]}...): within the "
+                         "margins, need not beat production")
         try:
             c, p = self._pick_evals(name, version, prod, cand_eval, prod_eval)
         except GateRefused as e:
