@@ -19,13 +19,15 @@ from inspector.store.db import open_db
 DEMO_CLASSES = ("particle", "scratch", "residue", "pattern", "edge_chip")
 
 
-def blank_detector_onnx(path: Path, class_names, imgsz: int, anchors: int = 64) -> Path:
-    """A YOLO-shaped model (1, 4+nc, anchors) of any class count that finds nothing (all zeros)."""
+def blank_detector_onnx(path: Path, class_names, imgsz: int, anchors: int = 64, dynamic: bool = False) -> Path:
+    """A YOLO-shaped model (1, 4+nc, anchors) of any class count that finds nothing (all zeros);
+    ``dynamic``: any input height and width (what ``rect: true`` needs)."""
     import onnx
     from onnx import TensorProto, helper
 
     c = 4 + len(class_names)
-    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, imgsz, imgsz])
+    hw = ["height", "width"] if dynamic else [imgsz, imgsz]
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, *hw])
     y = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, c, anchors])
     inits = [helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]),
              helper.make_tensor("flat", TensorProto.INT64, [3], [1, 1, -1]),

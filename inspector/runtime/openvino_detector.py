@@ -16,12 +16,12 @@ Options: ``PERFORMANCE_HINT=LATENCY`` (one request at a time, all cores on it: w
 batch-1 pipeline wants), ``ENABLE_CPU_PINNING=False`` (see ``compile_config``) and
 ``INFERENCE_NUM_THREADS`` from ``threads``.
 
-Input size: the shipped models are static exports (1x3x480x480, 1x3x320x320). OpenVINO accepts a
+Input size: site-demo@1 and wafer-demo are static exports (1x3x480x480, 1x3x320x320). OpenVINO accepts a
 reshape of such a model to a dynamic H x W at compile time, but inference then fails: the simplified
 static export bakes the spatial size into the Reshape constants of the C2PSA attention block
 (``/model.10/m/m.0/attn/Reshape``: pattern 1x2x128x225 = 15x15 cells at 480). A 16:9 rect letterbox
-(480x288) therefore needs a model exported with ``dynamic=True``; for such a model ``rect=True``
-works here as in ``OnnxDetector`` (the input's dynamic dimensions come from the model). ``allow_spinning`` and the
+(480x288) therefore needs a model exported with ``dynamic=True``, as site-demo@2 is; for such a model
+``rect=True`` works here as in ``OnnxDetector`` (the input's dynamic dimensions come from the model). ``allow_spinning`` and the
 GPU options of ``OnnxDetector`` have no meaning here and are ignored.
 """
 

@@ -110,7 +110,8 @@ def test_demo_construction_runs_the_site_station_with_the_shipped_config(tmp_pat
 
     classes = ("hat", "vest", "worker")
     reg = tmp_path / "reg"  # a site-demo model that sees nobody: the path runs end to end, fast
-    register_production(reg, "site-demo", blank_detector_onnx(tmp_path / "s.onnx", classes, 480), classes, 480)
+    register_production(reg, "site-demo", blank_detector_onnx(tmp_path / "s.onnx", classes, 480, dynamic=True),
+                        classes, 480)  # dynamic input: the shipped config runs it with rect: true
     r = CliRunner().invoke(main, ["demo", "construction", "--max-frames", "8", "--json", "--data-dir",
                                   str(tmp_path / "d"), "--registry", str(reg)])
     assert r.exit_code == 0, r.output
