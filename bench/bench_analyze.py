@@ -262,7 +262,7 @@ def build_ensemble_for(cfg: StationConfig, seconds: float, with_cost: bool = Tru
 
 
 def run_mode(name: str, cfg: StationConfig, video: Path, data: Path, seconds: float, *, stride: int | None,
-             gate: bool) -> dict[str, Any]:
+             gate: bool, dense_stride: int | None = None) -> dict[str, Any]:
     # The full-rate reference only has to find the incidents: with ground truth it skips the cost model.
     ensemble, truth, model = build_ensemble_for(cfg, seconds, with_cost=name != "full")
     make_inner = default_judge_factory(cfg, ensemble, config_hash(cfg))
@@ -273,7 +273,8 @@ def run_mode(name: str, cfg: StationConfig, video: Path, data: Path, seconds: fl
         return judges[-1]
 
     a = ArchiveAnalysis(cfg, config_hash(cfg), ensemble=ensemble, data_dir=data / name, judge_factory=make,
-                        options=AnalyzeOptions(motion_gate=gate, stride=stride, batch=8, store_images="flagged"))
+                        options=AnalyzeOptions(motion_gate=gate, stride=stride, dense_stride=dense_stride, batch=8,
+                                               store_images="flagged"))
     load0 = os.getloadavg()[0]
     s = a.analyze(video)
     s["loadavg"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
@@ -327,6 +328,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--video-dir", type=Path, default=ROOT / "data" / "bench", help="Where the video is cached.")
     ap.add_argument("--tol-s", type=float, default=2.0, help="Time tolerance when matching incidents.")
     ap.add_argument("--modes", default="full,stride,gated", help="Modes to run (full is the recall reference).")
+    ap.add_argument("--stride", type=int, default=None,
+                    help="Frames between samples in the stride and gated modes (default: the analysis's own).")
+    ap.add_argument("--dense-stride", type=int, default=None,
+                    help="... while a violation is pending or an incident open (default: the analysis's own).")
     ap.add_argument("--json", action="store_true", help="Print the results as JSON on stdout.")
     ap.add_argument("--no-write", action="store_true", help="Do not update bench/RESULTS.md.")
     ap.add_argument("--no-decode", action="store_true", help="Skip the decode-only measurements.")
@@ -339,12 +344,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"video {video}: {info}", file=sys.stderr)
     decode_fps = {} if args.no_decode else decode_only(video)
     print(f"decode only (fps): {decode_fps}; load {os.getloadavg()[0]:.2f}", file=sys.stderr)
-    modes = {"full": (1, False), "stride": (None, False), "gated": (None, True)}
+    modes = {"full": (1, False), "stride": (args.stride, False), "gated": (args.stride, True)}
     out = []
     with tempfile.TemporaryDirectory(prefix="bench-analyze-") as tmp:
         for name in args.modes.split(","):
             stride, gate = modes[name]
-            s = run_mode(name, cfg, video, Path(tmp), args.seconds, stride=stride, gate=gate)
+            s = run_mode(name, cfg, video, Path(tmp), args.seconds, stride=stride, gate=gate,
+                         dense_stride=None if name == "full" else args.dense_stride)
             print(f"{name}: {s['x_realtime']}x real time, inferred {s['inferred']}/{s['frames']} "
                   f"({s['inferred_per_s']}/s), decoded {s['decoded_frames']}, incidents {s['incidents']}, "
                   f"load {s['loadavg']}", file=sys.stderr)

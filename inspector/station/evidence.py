@@ -17,23 +17,26 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from inspector.config.schema.site import EvidenceConfig
 from inspector.core.frame import Frame
 from inspector.core.site.types import IncidentEvent
 from inspector.station.judgement import FrameResult
-from inspector.store.clips import Clip, ClipWriter
+from inspector.store.clips import Clip, ClipWriter, scale_for_clip
 from inspector.store.images import ImageStore
 
 log = logging.getLogger(__name__)
 
 CLIPS_DIR = "clips"  # under the data folder
+_SCALED_KEPT = 32    # clip-sized frames kept for overlapping clips (a pre-roll is 30 at the defaults)
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class EvidenceRecorder:
         self.image_store = image_store
         self._cameras: dict[str, _Camera] = {}
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="evidence")
+        self._scaled: OrderedDict[str, np.ndarray] = OrderedDict()  # frame id -> clip-sized image (encoder thread)
         self.started = 0
         self.finished = 0
 
@@ -160,7 +164,8 @@ class EvidenceRecorder:
             if e.key in cam.open:
                 return
             pre = list(cam.ring)
-            op = _Open(e.key, e.camera, ClipWriter(self.clip_root, self.cfg.clip_fps), pre[0][0] if pre else t)
+            op = _Open(e.key, e.camera, ClipWriter(self.clip_root, self.cfg.clip_fps, self.cfg.clip_max_side),
+                       pre[0][0] if pre else t)
             for _, f in pre:  # the current frame, when sampled, is the pre-roll's last
                 self._add(op, f)
             op.refs.update(first=self._ref(cam, e.first_frame_id, frame), worst=self._ref(cam, e.worst_frame_id, frame))
@@ -177,7 +182,7 @@ class EvidenceRecorder:
 
     def _add(self, op: _Open, frame: Frame) -> None:
         op.last_added = frame.frame_id
-        self._pool.submit(self._encode, op, frame.image)
+        self._pool.submit(self._encode, op, frame.frame_id, frame.image)
 
     def _finalise(self, cam: _Camera, key: str) -> Future:
         op = cam.open.pop(key)
@@ -185,12 +190,17 @@ class EvidenceRecorder:
         return self._pool.submit(self._complete, op)
 
     # --- the encoder thread ------------------------------------------------------------------
-    @staticmethod
-    def _encode(op: _Open, image: Any) -> None:
+    def _encode(self, op: _Open, frame_id: str, image: Any) -> None:
         if op.errors:  # the clip already failed: one error is enough
             return
         try:
-            op.writer.add(image)
+            # Overlapping incidents put the same frame in several clips: scale it once (encoder thread only).
+            scaled = self._scaled.get(frame_id)
+            if scaled is None:
+                scaled = self._scaled[frame_id] = scale_for_clip(np.asarray(image), self.cfg.clip_max_side)
+                while len(self._scaled) > _SCALED_KEPT:
+                    self._scaled.popitem(last=False)
+            op.writer.add(scaled)
         except Exception as e:  # noqa: BLE001 - reported in Evidence.error
             op.errors.append(f"clip: {type(e).__name__}: {e}")
 

@@ -45,15 +45,35 @@ def _bgr(image: np.ndarray) -> np.ndarray:
     return image
 
 
-class ClipWriter:
-    """One clip being written. ``add`` frames (any size: resized to the first frame's size, even
-    dimensions as the codec wants), then ``finish`` (or ``abort``)."""
+def clip_size(width: int, height: int, max_side: int | None = None) -> tuple[int, int]:
+    """The clip's (width, height) for frames of this size: at most ``max_side`` on the longer side
+    (aspect kept), both even as the codec wants."""
+    scale = 1.0 if not max_side or max(width, height) <= max_side else max_side / max(width, height)
+    w, h = round(width * scale), round(height * scale)
+    return max(2, w - w % 2), max(2, h - h % 2)
 
-    def __init__(self, root: str | Path, fps: float) -> None:
+
+def scale_for_clip(image: np.ndarray, max_side: int | None) -> np.ndarray:
+    """``image`` at its clip size (bilinear: 4x cheaper than area averaging at 1080p -> 720p, and a
+    clip is for watching; evidence frames keep full size)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    size = clip_size(w, h, max_side)
+    return image if size == (w, h) else cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+
+
+class ClipWriter:
+    """One clip being written. ``add`` frames (any size: resized to the first frame's clip size,
+    at most ``max_side`` on the longer side, even dimensions as the codec wants), then ``finish``
+    (or ``abort``)."""
+
+    def __init__(self, root: str | Path, fps: float, max_side: int | None = None) -> None:
         if fps <= 0:
             raise ValueError(f"clip fps must be positive, got {fps}")
         self.root = Path(root)
         self.fps = float(fps)
+        self.max_side = max_side
         self.frames = 0
         self._size: tuple[int, int] | None = None
         self._writer = None
@@ -67,7 +87,7 @@ class ClipWriter:
             raise ClipError(f"clips take uint8 images, got {img.dtype}")
         if self._writer is None:
             h, w = img.shape[:2]
-            self._size = (max(2, w - w % 2), max(2, h - h % 2))
+            self._size = clip_size(w, h, self.max_side)
             make_private_dirs(self.root)  # clips show people: the station user's only (0700 / 0600)
             self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*FOURCC), self.fps, self._size)
             if not self._writer.isOpened():
@@ -75,7 +95,7 @@ class ClipWriter:
                 raise ClipError(f"OpenCV cannot open an {FOURCC} writer for {self._tmp}")
         assert self._size is not None
         if (img.shape[1], img.shape[0]) != self._size:
-            img = cv2.resize(img, self._size, interpolation=cv2.INTER_AREA)
+            img = cv2.resize(img, self._size, interpolation=cv2.INTER_LINEAR)
         self._writer.write(img)
         self.frames += 1
 

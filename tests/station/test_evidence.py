@@ -117,3 +117,32 @@ def test_an_encoder_failure_is_reported_not_raised(tmp_path, images, monkeypatch
     ev = done[20][0].result(30)
     rec.close()
     assert ev.clip_path is None and "codec gone" in ev.error and ev.images["worst"]["sha256"]
+
+
+def test_clips_are_scaled_once_per_frame_and_evidence_frames_keep_full_size(tmp_path, images, monkeypatch):
+    """Two incidents open at once share their frames: each frame is scaled to the clip size once."""
+    import cv2
+
+    from inspector.station import evidence
+
+    scaled = []
+    real = evidence.scale_for_clip
+    monkeypatch.setattr(evidence, "scale_for_clip", lambda im, side: (scaled.append(im.shape), real(im, side))[1])
+    other = "gate/run/4/no_vest/1"
+
+    def second(kind: str, i: int, seq: int) -> IncidentEvent:
+        return IncidentEvent(kind, other, seq, "gate", 4, "no_vest", "vest", "high", None,
+                             T0 + timedelta(seconds=i / FPS), fid(i), fid(i), fid(i), 0.9, T0, "")
+
+    rec = EvidenceRecorder(EvidenceConfig(pre_s=1.0, post_s=0.5, max_clip_s=30, clip_fps=4, clip_max_side=32),
+                           tmp_path, images)
+    done = run(rec, 48, {16: [event("new", 16, 0, 16), second("new", 16, 0)],
+                         32: [event("end", 32, 2, 24), second("end", 32, 1)]})
+    evs = [f.result(30) for fs in done.values() for f in fs]
+    rec.close()
+    assert len(evs) == 2 and all(e.error is None for e in evs)
+    for e in evs:
+        assert clips.probe(tmp_path / e.clip_path)[2:] == (32, 24)     # 64x48 frames, longest side 32
+        img = cv2.imread(str(tmp_path / e.images["worst"]["path"]))
+        assert img.shape[:2] == (48, 64)                                 # evidence frames: full size
+    assert len(scaled) == 15 == evs[0].clip_frames == evs[1].clip_frames  # 15 frames, each scaled once

@@ -55,3 +55,18 @@ def test_an_empty_or_aborted_clip_leaves_nothing(tmp_path):
         ClipWriter(tmp_path, 10).add(np.zeros((8, 8, 3), np.float32))
     with pytest.raises(ClipError, match="cannot open"):
         probe(tmp_path / "missing.mp4")
+
+
+def test_a_clip_is_scaled_to_its_longest_side_keeping_the_aspect(tmp_path):
+    from inspector.store.clips import clip_size, scale_for_clip
+
+    assert clip_size(1920, 1080, 1280) == (1280, 720) and clip_size(960, 540, 1280) == (960, 540)
+    assert clip_size(1080, 1920, 1280) == (720, 1280) and clip_size(1001, 333, None) == (1000, 332)
+    assert scale_for_clip(np.zeros((1080, 1920, 3), np.uint8), 1280).shape == (720, 1280, 3)
+    small = np.zeros((90, 160, 3), np.uint8)
+    assert scale_for_clip(small, 1280) is small  # nothing to do: no copy
+    w = ClipWriter(tmp_path, 10, max_side=80)
+    for img in frames(4):                          # 160x90 frames into an 80-pixel clip
+        w.add(img)
+    clip = w.finish()
+    assert clip.size == (80, 44) and probe(tmp_path / clip.path)[1:] [1:] == (80, 44)

@@ -81,6 +81,11 @@ class EvidenceConfig(ConfigModel):
     post_s: float = Field(2.0, ge=0, le=30, description="Seconds after it closes kept in its clip.")
     max_clip_s: float = Field(30.0, gt=0, le=600, description="Longest clip; a longer incident keeps its first part.")
     clip_fps: float = Field(10.0, gt=0, le=60, description="Frame rate of evidence clips (frames are sampled).")
+    clip_max_side: int = Field(
+        1280, ge=16, le=8192,
+        description="Longest side of evidence clips in pixels (a 1080p camera's clip is 1280x720: 43 % of the "
+        "encoding); the first, worst and last frames keep full size.",
+    )
 
 
 class SiteConfig(ConfigModel):
