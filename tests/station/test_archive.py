@@ -371,3 +371,43 @@ def test_a_still_empty_scene_is_not_even_decoded_between_keyframes(tmp_path, sti
                         open_capture=cv2.VideoCapture)
     s2 = b.analyze(still_video)
     assert s2["decoder"] == "opencv" and s2["decoded_frames"] == 80 and "idle" not in s2["skipped_by_reason"]
+
+
+def test_the_pace_is_dense_while_a_violation_is_pending_and_not_once_its_incident_is_open():
+    """Densely sampled: a violation that has not opened an incident yet (when it opens decides recall).
+    An open incident is followed at the base rate, and a second worker's new violation is dense again."""
+    from datetime import datetime, timezone
+
+    from inspector.core.site.types import TrackedWorker
+    from inspector.station.archive import _Pacer
+    from inspector.station.archive_reader import Pace
+
+    t0 = datetime(2026, 5, 4, tzinfo=timezone.utc)
+
+    def worker(track: int, *violations: str) -> TrackedWorker:
+        return TrackedWorker(track, (0, 0, 10, 20), 0.9, hat=not violations, vest=True, hat_score=0.0,
+                             vest_score=0.9, violations=violations)
+
+    def event(kind: str, track: int) -> IncidentEvent:
+        return IncidentEvent(kind, f"gate/r/{track}/no_hard_hat/1", 0, "gate", track, "no_hard_hat", "hat", "high",
+                             None, t0, "f", "f", "f", 0.9, t0)
+
+    def judged(i: int, workers=(), events=(), verdict=Verdict.PASS, site=True) -> Judgement:
+        frame = Frame(f"f{i}", "s", "gate", float(i), t0, np.zeros((4, 4, 3), np.uint8), {})
+        dec = Decision(frame.frame_id, verdict, (), Detections.empty(), "ms", "h", t0)
+        return Judgement((FrameResult(frame, dec, site=SiteFrame("gate", tuple(workers), tuple(events))
+                                      if site else None),))
+
+    pacer = _Pacer(Pace())
+    steps = [judged(0, [worker(1)]),                                                  # nobody violates
+             judged(1, [worker(1, "no_hard_hat")], verdict=Verdict.REVIEW),           # pending
+             judged(2, [worker(1, "no_hard_hat")], [event("new", 1)], Verdict.FAIL),  # opened
+             judged(3, [worker(1, "no_hard_hat")], verdict=Verdict.FAIL),             # open: base rate
+             judged(4, [worker(1, "no_hard_hat"), worker(2, "no_hard_hat")], verdict=Verdict.FAIL),  # 2 pending
+             judged(5, [worker(2, "no_hard_hat")], [event("end", 1)], Verdict.FAIL),  # 1 ended, 2 pending
+             judged(6, verdict=Verdict.FAIL, site=False)]                             # another kind of judge
+    dense = []
+    for j in steps:
+        pacer.update(j)
+        dense.append(pacer.pace.dense)
+    assert dense == [False, True, False, False, True, True, True]
