@@ -129,11 +129,14 @@ class ResolvedModel:
     def spec(self) -> str:
         return f"{self.name}@{self.version}"
 
-    def load(self, **kwargs: Any) -> OnnxDetector:
-        """Build the detector; the ONNX bytes are hashed and checked against the manifest there."""
-        from inspector.runtime.onnx_detector import OnnxDetector  # lazy: onnxruntime only when loading
+    def load(self, detector: type[OnnxDetector] | None = None, **kwargs: Any) -> OnnxDetector:
+        """Build the detector (``detector``: OnnxDetector or a subclass such as OpenVinoDetector); the
+        ONNX bytes are hashed and checked against the manifest there."""
+        if detector is None:
+            from inspector.runtime.onnx_detector import OnnxDetector  # lazy: onnxruntime only when loading
 
-        det = OnnxDetector.from_manifest(self.manifest_path, **kwargs)
+            detector = OnnxDetector
+        det = detector.from_manifest(self.manifest_path, **kwargs)
         if det.sha256 != self.sha256:  # the manifest was swapped after it was resolved (and verified)
             raise RegistryIntegrityError(f"{self.spec}: the manifest changed while loading (model sha256 "
                                          f"{det.sha256}, resolved {self.sha256}); refusing the model")

@@ -10,7 +10,7 @@ from inspector.runtime.ensemble import Ensemble, Member
 from inspector.runtime.model_artifact import TrustPolicy, load_trusted_manifest
 from inspector.runtime.onnx_detector import OnnxDetector
 from inspector.runtime.providers import OPENVINO, choose_runtime
-from inspector.runtime.registry import RegistryIntegrityError, RegistryReader
+from inspector.runtime.registry import RegistryReader
 from inspector.runtime.tiling import TiledDetector
 
 
@@ -41,13 +41,7 @@ def _member(i: int, spec: ModelSpec, reader: RegistryReader, threads: int | None
         if tuple(resolved.imgsz) != (spec.imgsz, spec.imgsz):
             raise ModelLoadError(f"models[{i}] ({spec.name}): config imgsz {spec.imgsz} but {resolved.spec} "
                                  f"was exported at {list(resolved.imgsz)}")
-        if cls is OnnxDetector:
-            det = resolved.load(class_names=spec.class_names, **kw)
-        else:  # what ResolvedModel.load does, with the other runtime: bytes checked against the manifest
-            det = cls.from_manifest(resolved.manifest_path, class_names=spec.class_names, **kw)
-            if det.sha256 != resolved.sha256:
-                raise RegistryIntegrityError(f"{resolved.spec}: the manifest changed while loading (model sha256 "
-                                             f"{det.sha256}, resolved {resolved.sha256}); refusing the model")
+        det = resolved.load(cls, class_names=spec.class_names, **kw)
         name, version, sha = resolved.name, resolved.version, resolved.sha256
     else:
         if reader.trust is not None and reader.trust.require:  # a file outside the registry: its signed manifest

@@ -46,33 +46,30 @@ _LIBC = _libc()
 SS_DISABLE = 4 if sys.platform == "darwin" else 2
 
 
+def _read() -> _StackT | None:
+    """This thread's alternate signal stack; None where libc cannot be asked."""
+    s = _StackT()
+    return s if _LIBC is not None and _LIBC.sigaltstack(None, ctypes.byref(s)) == 0 else None
+
+
 def current_signal_stack() -> tuple[int, int, int] | None:
     """This thread's alternate signal stack as (address, flags, size); None where it cannot be read."""
-    if _LIBC is None:
-        return None
-    s = _StackT()
-    if _LIBC.sigaltstack(None, ctypes.byref(s)) != 0:
-        return None
-    return (s.ss_sp or 0, s.ss_flags, s.ss_size)
+    s = _read()
+    return None if s is None else (s.ss_sp or 0, s.ss_flags, s.ss_size)
 
 
 @contextlib.contextmanager
 def kept_signal_stack(what: str = "a native call") -> Iterator[None]:
     """Run the body, then give this thread back the alternate signal stack it had before."""
-    if _LIBC is None:
-        yield
-        return
-    before = _StackT()
-    if _LIBC.sigaltstack(None, ctypes.byref(before)) != 0:  # pragma: no cover - cannot fail on a valid pointer
-        yield
-        return
+    before = _read()
     try:
         yield
     finally:
-        after = _StackT()
-        if _LIBC.sigaltstack(None, ctypes.byref(after)) == 0 and (after.ss_sp, after.ss_flags, after.ss_size) != (
+        after = _read()
+        if before is not None and after is not None and (after.ss_sp, after.ss_flags, after.ss_size) != (
                 before.ss_sp, before.ss_flags, before.ss_size):
-            restore = _StackT(before.ss_sp, before.ss_flags & SS_DISABLE, before.ss_size)  # SS_ONSTACK is state, not a request
+            # SS_ONSTACK in the flags read back is state, not a request: only SS_DISABLE carries over.
+            restore = _StackT(before.ss_sp, before.ss_flags & SS_DISABLE, before.ss_size)
             if _LIBC.sigaltstack(ctypes.byref(restore), None) != 0:  # pragma: no cover - only while on the stack
                 log.warning("%s replaced this thread's signal stack and it could not be restored (errno %d)",
                             what, ctypes.get_errno())
