@@ -11,6 +11,8 @@ WAL's own growth beyond the database size.
   unit it acknowledged is in the database; every unit it took is either recorded or reported
   refused (the open store gap); after the fault the source is not read any more (at most what the
   queues hold).
+  The database stays full, so the run's ``store_gap`` event may not fit in it; the refused units
+  then count as reported when the run summary file names them (``unrecorded.frames``).
 - ``monitoring``: the station goes on through the outage; a while after it noticed (5 s; small:
   0.5 s) the limit is lifted (space freed) and recording must resume; the gap must be stored as a
   ``store_gap`` station event whose count equals the units not recorded (#15 point 1).
@@ -24,8 +26,8 @@ The frames come from an endless in-process source (64 px random images, 200 fps 
 
 Figures (both flows summed): ``offered`` = judged units handed to the store (monitoring's
 latest-wins drops are by design and reported apart); ``recorded`` = decisions in the
-database; ``lost`` = acknowledged but missing, plus units neither recorded nor counted in a gap
-(unaccounted); ``doubled`` = 0 unless a frame id appears twice (primary key: impossible) or a gap
+database; ``lost`` = acknowledged but missing, plus units neither recorded nor counted in a stored
+gap nor named in the summary file (unaccounted); ``doubled`` = 0 unless a frame id appears twice (primary key: impossible) or a gap
 counts a recorded unit; ``time_to_detect_s`` = worst time from the limit to the station's fault
 (inspection) or to the gap opening (monitoring).
 
@@ -89,7 +91,7 @@ def _limit(st: Any, extra_pages: int | None) -> None:
     st.store.writer.submit_job(job, "fault injection: disk size").result(30)
 
 
-def _one_flow(mode: str, p: dict[str, Any], work: Path, unsafe: str | None) -> dict[str, Any]:
+def _one_flow(mode: str, p: dict[str, Any], work: Path, unsafe: str | None, extra_pages: int) -> dict[str, Any]:
     import logging
 
     cfg, reg, data = station_files(work / mode, "  - {type: folder, path: '.', pattern: 'unused'}", mode=mode,
@@ -121,7 +123,7 @@ def _one_flow(mode: str, p: dict[str, Any], work: Path, unsafe: str | None) -> d
         deadline = time.monotonic() + 60
         while len(acked) < p["before"] and time.monotonic() < deadline:
             time.sleep(0.02)
-        _limit(st, 3)
+        _limit(st, extra_pages)
         t_full = time.monotonic()
         taken_at_full = src.taken
         detect = None
@@ -154,6 +156,10 @@ def _one_flow(mode: str, p: dict[str, Any], work: Path, unsafe: str | None) -> d
         gaps = events_of([e for e in station_events(conn) if e.get("run_id") == st.run_id], '"store_gap"')
         out["integrity_ok"] = conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     summary = st.summary()
+    # The station's own account of what the store refused, from the summary file it wrote: in
+    # inspection flow the disk stays full, so the store_gap event itself may not fit in the database.
+    written = json.loads(Path(st.summary_file).read_text(encoding="utf-8")) if st.summary_file else {}
+    named = set((written.get("unrecorded") or {}).get("frames") or ())
     out["offered"] = st.store.submitted  # judged units handed to the store (monitoring drops are counted apart)
     out["frames_taken"] = summary["frames"]
     out["dropped_latest_wins"] = summary["dropped"]
@@ -170,20 +176,25 @@ def _one_flow(mode: str, p: dict[str, Any], work: Path, unsafe: str | None) -> d
     out["store_gaps"] = len(by_first)
     out["gap_units"] = gap_n
     out["refused_reported"] = getattr(st.store, "failed", None)
-    out["unaccounted"] = max(0, out["offered"] - out["recorded"] - gap_n)
+    out["refused_named_in_summary"] = len(named)
+    out["named_but_recorded"] = len(named & in_db)
+    # A refused unit is accounted for when a stored gap counts it or the summary file names it.
+    out["unaccounted"] = max(0, out["offered"] - out["recorded"] - max(gap_n, len(named - in_db)))
     out["state_after"] = st.state
     return out
 
 
 def run(size: str = "default", *, seed: int = 0, unsafe: str | None = None,
-        flows: tuple[str, ...] = ("inspection", "monitoring")) -> CaseResult:
+        flows: tuple[str, ...] = ("inspection", "monitoring"), extra_pages: int = 3) -> CaseResult:
+    """``extra_pages``: how far the database may still grow once "full" (0: not even the gap
+    event fits, so inspection flow's account of the refused units is its summary file alone)."""
     check_size(size)
     check_unsafe(unsafe, UNSAFE, NAME)
     p = SIZES[size]
     res = CaseResult(NAME)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="inspector-faults-disk-") as tmp:
-        done = [_one_flow(mode, p, Path(tmp), unsafe) for mode in flows]
+        done = [_one_flow(mode, p, Path(tmp), unsafe, extra_pages) for mode in flows]
     by = {f["mode"]: f for f in done}
     insp, mon = by.get("inspection"), by.get("monitoring")
     for f in done:
@@ -196,6 +207,7 @@ def run(size: str = "default", *, seed: int = 0, unsafe: str | None = None,
             res.fail(f"{f['mode']}: the station never noticed the full disk")
         if f["gap_units"] > f["offered"] - f["recorded"]:
             res.doubled += f["gap_units"] - (f["offered"] - f["recorded"])
+        res.doubled += f["named_but_recorded"]  # named as refused, yet on record
     if insp is not None:
         if insp["state_while_full"] != "faulted" and insp["state_after"] != "faulted":
             res.fail(f"inspection: the station did not fault on the full disk (state {insp['state_while_full']})")
@@ -208,6 +220,9 @@ def run(size: str = "default", *, seed: int = 0, unsafe: str | None = None,
             res.fail("monitoring: recording did not resume once space returned")
         if mon["store_gaps"] == 0:
             res.fail("monitoring: no store_gap event stored")
+        elif mon["gap_units"] < (mon["refused_reported"] or 0):
+            res.fail(f"monitoring: the stored gaps count {mon['gap_units']} units, the store refused "
+                     f"{mon['refused_reported']}")
     times = [f["time_to_detect_s"] for f in done if f["time_to_detect_s"] is not None]
     res.time_to_detect_s = max(times) if times else None
     res.details = by

@@ -62,6 +62,18 @@ def test_disk_full_faults_inspection_and_stores_the_gap_in_monitoring():
     assert mon["state_while_full"] == "running" and mon["store_gaps"] >= 1 and mon["recorded_after_space_returned"]
 
 
+def test_disk_full_with_no_room_for_the_gap_event_accounts_by_the_summary_file():
+    # The CI run that found this: the database had no room left for the run's store_gap event, and
+    # the bench counted the refused units as lost although the station's summary file named them.
+    from bench import faults_disk
+
+    r = faults_disk.run("small", flows=("inspection",), extra_pages=0)
+    _ok_disk(r)
+    insp = r.details["inspection"]
+    assert insp["refused_named_in_summary"] == insp["refused_reported"] > 0
+    assert insp["named_but_recorded"] == 0 and insp["unaccounted"] == 0
+
+
 def _ok_disk(r: CaseResult) -> None:
     # Units refused by a full disk are not recorded (they are counted in the gap): recorded < offered.
     assert r.ok, (r.failures, r.details)
