@@ -128,6 +128,15 @@ def _judge_for(cfg: StationConfig, ensemble: Ensemble, cfg_hash: str, base_dir: 
     return Inspection(cfg, ensemble, cfg_hash, base_dir)
 
 
+def _unrecorded(store: StoreSink) -> dict[str, Any]:
+    """Units taken but not on record (the store refused them): by name, so they can be re-run, and
+    when; a run whose store stayed full has its gap recorded from this at the next start."""
+    span = store.unrecorded_span
+    return {"count": store.failed, "frames": list(store.unrecorded),
+            "t_first": None if span is None else span[0].isoformat(),
+            "t_last": None if span is None else span[1].isoformat()}
+
+
 def _model_path(detector: Any) -> str | None:
     while detector is not None:  # a TiledDetector wraps the detector that has the file
         path = getattr(detector, "path", None)
@@ -258,7 +267,8 @@ class Station:
         members = self.ensemble.members if self.ensemble is not None else ()
         models = [(m.name, m.version, m.sha256, _model_path(m.detector)) for m in members]
         try:
-            self.store.start_run(cfg.station.id, self.config_hash, canonical_json(cfg), self.model_set_version, models)
+            self.store.start_run(cfg.station.id, self.config_hash, canonical_json(cfg), self.model_set_version, models,
+                                 summaries=self.data_dir / "runs")
         except Exception as e:
             self.store.close(5.0)
             raise StationError(f"station {cfg.station.id}: cannot record the run in {self.db_path}: {e}") from e
@@ -420,7 +430,7 @@ class Station:
             "stored": None if store is None else store.acked,
             "store_failed": None if store is None else store.failed,
             # Units taken but not on record (the store refused them): by name, so they can be re-run.
-            "unrecorded": None if store is None else {"count": store.failed, "frames": list(store.unrecorded)},
+            "unrecorded": None if store is None else _unrecorded(store),
             "fault": self._fault_text() if snap["state"] == "faulted" else None,
             "events": {"counts": snap["events"]["counts"], "open": snap["events"]["open"]},
             "seconds": snap["elapsed_s"],

@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from inspector.core.decision import Decision, Verdict
@@ -127,6 +128,7 @@ class StoreSink:
         self.holds = 0                     # times the store's retry held the station
         writer.on_trouble = self._store_trouble
         self.unrecorded: list[str] = []   # frames whose record the store refused (first _MAX_UNRECORDED)
+        self.unrecorded_span: tuple[datetime, datetime] | None = None   # times of the first and last refused
         self.gaps = 0                      # store gaps opened
         self._gap: dict[str, Any] | None = None   # the open gap: first / last refused frame, count, error
         self._events = ThreadPoolExecutor(1, thread_name_prefix="store-events")
@@ -136,10 +138,13 @@ class StoreSink:
 
     # --- run bookkeeping ----------------------------------------------------------------------
     def start_run(self, station_id: str, config_hash: str, config_text: str, model_set_version: str,
-                  models: Sequence[tuple[str, str, str, str | None]] = (), *, timeout: float | None = 60.0) -> None:
+                  models: Sequence[tuple[str, str, str, str | None]] = (), *, timeout: float | None = 60.0,
+                  summaries: Path | None = None) -> None:
         """Record the config (by hash), every model (by sha256: name, version, sha256, path) and
         the run start; returns once committed, so a store that cannot be written fails here,
-        before the first frame."""
+        before the first frame. ``summaries``: the folder of run summary files, from which the
+        gaps of earlier runs that could not store them are recorded
+        (:mod:`inspector.station.gap_recovery`)."""
         self._config_hash, self._model_set_version = config_hash, model_set_version
         futures = [self.writer.record_config(config_hash, config_text)]
         futures += [self.writer.record_model(sha, name, version, path) for name, version, sha, path in models]
@@ -147,7 +152,20 @@ class StoreSink:
                                                     model_set_version=model_set_version))
         for f in futures:
             f.result(timeout)
+        if summaries is not None:
+            self._recover_gaps(summaries, station_id, timeout)
         self._recover_wafer_messages(station_id, timeout)
+
+    def _recover_gaps(self, summaries: Path, station_id: str, timeout: float | None) -> None:
+        from inspector.station.gap_recovery import recover_gaps
+
+        run, actor = self.run_id, self.actor
+        try:
+            self.writer.submit_job(lambda conn: recover_gaps(conn, summaries, station_id, run, actor=actor),
+                                   "store gaps of earlier runs").result(timeout)
+        except Exception as e:  # noqa: BLE001 - retried at the next start; this run must still record
+            self._report(f"store gaps of earlier runs not recorded (retried at the next start): "
+                         f"{type(e).__name__}: {e}", "event_errors")
 
     def _recover_wafer_messages(self, station_id: str, timeout: float | None) -> None:
         # A run that crashed before judging its last wafer left that wafer without its MES
@@ -315,6 +333,9 @@ class StoreSink:
                 del self.errors[:-_MAX_ERRORS]
                 if len(self.unrecorded) < _MAX_UNRECORDED:
                     self.unrecorded.append(frame.frame_id)
+                span = self.unrecorded_span
+                self.unrecorded_span = (frame.t_utc, frame.t_utc) if span is None else \
+                    (min(span[0], frame.t_utc), max(span[1], frame.t_utc))
                 if self._gap is None:
                     self.gaps += 1
                     opened = self._gap = {"t": frame.t_utc, "first": frame.frame_id, "n": 0, "error": str(err)}

@@ -337,6 +337,57 @@ def test_a_full_disk_faults_an_inspection_run_and_nothing_is_judged_or_reported_
     assert saved["state"] == "faulted" and saved["unrecorded"]["count"] == s["store_failed"]
 
 
+def test_the_gap_a_full_store_could_not_hold_is_recorded_at_the_next_start(tmp_path, monkeypatch):
+    import sqlite3
+
+    from inspector.store import events as station_events
+
+    cfg, total = wafer_dies(tmp_path, wafers=30)
+    data = tmp_path / "data"
+    first = Station.from_config(cfg, config_hash(cfg), data_dir=data, ensemble=Ensemble([Member("m", "3", SHA, Counting())]),
+                                on_ack=fill_disk_after(monkeypatch, 8))
+    real_event = station_events.record_event
+
+    def no_room_for_the_gap(conn, run_id, kind, *a, **kw):
+        # The small gap event often still fits in a page's slack; on a really full disk it does not.
+        if kind == "store_gap":
+            raise sqlite3.OperationalError("database or disk is full")
+        return real_event(conn, run_id, kind, *a, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(station_events, "record_event", no_room_for_the_gap)
+        s = first.run()
+    assert s["state"] == "faulted" and s["store_failed"] > 0
+    assert s["unrecorded"]["t_first"] <= s["unrecorded"]["t_last"]
+
+    def gaps(run_id):
+        conn = open_db(data / cfg.storage.db_name, create=False)
+        try:
+            return [json.loads(r[0]) | {"t": r[1], "t_end": r[2]} for r in conn.execute(
+                "SELECT detail, t, t_end FROM station_events WHERE kind = 'store_gap' AND run_id = ?", (run_id,))]
+        finally:
+            conn.close()
+
+    assert gaps(s["run_id"]) == []  # the store could not take the run's own gap event
+    # Space is back: the next start records the gap from the first run's summary file, once.
+    for _ in range(2):
+        nxt = Station.from_config(cfg, config_hash(cfg), data_dir=data,
+                                  ensemble=Ensemble([Member("m", "3", SHA, Counting())]))
+        assert nxt.run(max_frames=3)["state"] == "stopped"
+    (gap,) = gaps(s["run_id"])
+    assert gap["frames_not_recorded"] == s["store_failed"] and gap["frames"] == s["unrecorded"]["frames"]
+    assert gap["recovered_from"].endswith(f"runs/{s['run_id']}.json") and "database or disk is full" in gap["error"]
+    assert gap["t"] <= gap["t_end"] and gap["t"].startswith(s["unrecorded"]["t_first"][:19])
+    conn = open_db(data / cfg.storage.db_name, create=False)
+    try:
+        held = conn.execute(f"SELECT COUNT(*) FROM decisions WHERE frame_id IN ({','.join('?' * len(gap['frames']))})",
+                            gap["frames"]).fetchone()[0]
+        assert held == 0
+        assert verify(conn).ok
+    finally:
+        conn.close()
+
+
 def wafer_dies(tmp_path, wafers=60):
     """A folder of ``wafers`` wafers of 5 dies each (more than the queues hold) and its config."""
     d = tmp_path / "dies"
