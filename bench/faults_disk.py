@@ -28,8 +28,9 @@ Figures (both flows summed): ``offered`` = judged units handed to the store (mon
 latest-wins drops are by design and reported apart); ``recorded`` = decisions in the
 database; ``lost`` = acknowledged but missing, plus units neither recorded nor counted in a stored
 gap nor named in the summary file (unaccounted); ``doubled`` = 0 unless a frame id appears twice (primary key: impossible) or a gap
-counts a recorded unit; ``time_to_detect_s`` = worst time from the limit to the station's fault
-(inspection) or to the gap opening (monitoring).
+counts a recorded unit; ``time_to_detect_s`` = worst time from the limit's first effect (taken
+inside the writer's job: the job may share a batch with records it refuses) to the store telling
+the station (``on_failure``: the fault in inspection flow, the gap opening in monitoring).
 
 Self-test breakage (``unsafe``): ``ack-refused`` (the station also acknowledges the records the
 store refused: lost).
@@ -79,9 +80,14 @@ class EndlessSource:
         self._closed.set()
 
 
-def _limit(st: Any, extra_pages: int | None) -> None:
-    """Cap the writer connection's database size (None: lift the cap)."""
+def _limit(st: Any, extra_pages: int | None, src: EndlessSource) -> tuple[float, int]:
+    """Cap the writer connection's database size (None: lift the cap); when and after how many
+    frames taken the cap first applied. The job may share a batch with records the cap refuses,
+    and then returns only after their retries: the time is taken inside it, not after it."""
+    first: dict[str, Any] = {}
+
     def job(conn: Any) -> None:
+        first.setdefault("t", (time.monotonic(), src.taken))
         if extra_pages is None:
             conn.execute("PRAGMA max_page_count = 1073741823").fetchall()
         else:
@@ -89,6 +95,7 @@ def _limit(st: Any, extra_pages: int | None) -> None:
             conn.execute(f"PRAGMA max_page_count = {n + extra_pages}").fetchall()
 
     st.store.writer.submit_job(job, "fault injection: disk size").result(30)
+    return first["t"]
 
 
 def _one_flow(mode: str, p: dict[str, Any], work: Path, unsafe: str | None, extra_pages: int) -> dict[str, Any]:
@@ -123,21 +130,27 @@ def _one_flow(mode: str, p: dict[str, Any], work: Path, unsafe: str | None, extr
         deadline = time.monotonic() + 60
         while len(acked) < p["before"] and time.monotonic() < deadline:
             time.sleep(0.02)
-        _limit(st, extra_pages)
-        t_full = time.monotonic()
-        taken_at_full = src.taken
+        noticed: dict[str, Any] = {}  # when the store told the station (fault or gap), and frames taken by then
+        told = st.store.on_failure
+
+        def notice(msg: str) -> None:
+            noticed.setdefault("t", (time.monotonic(), src.taken))
+            if told is not None:
+                told(msg)
+
+        st.store.on_failure = notice
+        t_full, taken_at_full = _limit(st, extra_pages, src)
         detect = None
         t_detect = t_full + 30.0
         while time.monotonic() < min(t_full + 30.0, t_detect + p["full_s"]):
-            if detect is None and (st.state == "faulted" or (st.store is not None and st.store.gaps > 0)):
-                t_detect = time.monotonic()
+            if detect is None and "t" in noticed:
+                t_detect, taken_at_detect = noticed["t"]
                 detect = t_detect - t_full
-                taken_at_detect = src.taken
             time.sleep(0.01)
         out["time_to_detect_s"] = detect
         out["state_while_full"] = st.state
         if mode == "monitoring":
-            _limit(st, None)
+            _limit(st, None, src)
             n0 = len(acked)
             deadline = time.monotonic() + 60
             while len(acked) < n0 + p["after"] and time.monotonic() < deadline and st.state == "running":
