@@ -19,12 +19,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from inspector.station.store_sink import MAX_UNRECORDED, gap_detail
 from inspector.store import events as station_events
-from inspector.store.writer import RUN_FAULT_ENTITY, RUN_FAULTED
+from inspector.store.writer import runs_not_ended_cleanly
 
 log = logging.getLogger(__name__)
-
-_NAMED_MAX = 1000  # frame ids kept by name in the event (all are counted), as the summary keeps them
 
 
 def _summary(path: Path) -> dict[str, Any] | None:
@@ -51,13 +50,11 @@ def recover_gaps(conn: sqlite3.Connection, summaries: Path, station_id: str, cur
     """Store the gap of every run of this station that ended faulted or never ended, has no
     ``store_gap`` event and whose summary file counts refused units (call inside a transaction);
     returns the new events' ids."""
-    runs = conn.execute(
-        "SELECT id, started FROM runs WHERE station_id = ? AND id != ?"
-        " AND (ended IS NULL OR id IN (SELECT entity_id FROM audit WHERE entity = ? AND action = ?))"
-        " AND id NOT IN (SELECT run_id FROM station_events WHERE kind = 'store_gap')",
-        (station_id, current_run, RUN_FAULT_ENTITY, RUN_FAULTED)).fetchall()
+    gapped = {r[0] for r in conn.execute("SELECT DISTINCT run_id FROM station_events WHERE kind = 'store_gap'")}
     done: list[int] = []
-    for run_id, started in runs:
+    for run_id, started, *_ in runs_not_ended_cleanly(conn, station_id, current_run):
+        if run_id in gapped:
+            continue
         path = summaries / f"{run_id}.json"
         summary = _summary(path)
         if summary is None or summary.get("run_id") != run_id:
@@ -69,17 +66,15 @@ def recover_gaps(conn: sqlite3.Connection, summaries: Path, station_id: str, cur
             count = 0
         if count <= 0:
             continue
-        named = [f for f in unrecorded.get("frames") or () if isinstance(f, str)][:_NAMED_MAX]
+        named = [f for f in unrecorded.get("frames") or () if isinstance(f, str)][:MAX_UNRECORDED]
         held = {r[0] for r in conn.execute(
             f"SELECT frame_id FROM decisions WHERE frame_id IN ({','.join('?' * len(named))})", named)} if named else set()
         if held:  # a summary that names recorded frames is not the station's account: keep the store as it is
             log.error("store gap recovery: %s names %d frame(s) the store holds (first %s); not recorded",
                       path, len(held), sorted(held)[0])
             continue
-        detail = {"frames_not_recorded": count, "first_frame": named[0] if named else None,
-                  "last_frame": named[-1] if named else None, "frames": named,
-                  "error": str(summary.get("fault") or "")[:500], "store_accepted_again": True,
-                  "recovered_from": str(path)}
+        detail = gap_detail(count, named[0] if named else None, named[-1] if named else None,
+                            str(summary.get("fault") or ""), True, frames=named, recovered_from=str(path))
         t = _time(unrecorded.get("t_first"), started)
         t_end = _time(unrecorded.get("t_last"), started)
         done.append(station_events.record_event(conn, run_id, "store_gap", t, t_end=max(t, t_end), detail=detail,

@@ -59,7 +59,15 @@ log = logging.getLogger(__name__)
 
 STORE_IMAGES = ("all", "flagged", "none")
 _MAX_ERRORS = 20
-_MAX_UNRECORDED = 1000  # frame ids of refused records kept by name (all are counted)
+MAX_UNRECORDED = 1000  # frame ids of refused records kept by name (all are counted)
+
+
+def gap_detail(count: int, first: str | None, last: str | None, error: str, accepted_again: bool,
+               **more: Any) -> dict[str, Any]:
+    """The detail of a ``store_gap`` event: how many units the store refused, the first and last
+    of them, the first error (``more``: what a recovered gap adds)."""
+    return {"frames_not_recorded": count, "first_frame": first, "last_frame": last, "error": error[:500],
+            "store_accepted_again": accepted_again, **more}
 
 
 def wafer_payload(summary: WaferSummary, run_id: str, config_hash: str, model_set_version: str) -> dict[str, Any]:
@@ -127,7 +135,7 @@ class StoreSink:
         self.on_release: Callable[[], None] | None = None
         self.holds = 0                     # times the store's retry held the station
         writer.on_trouble = self._store_trouble
-        self.unrecorded: list[str] = []   # frames whose record the store refused (first _MAX_UNRECORDED)
+        self.unrecorded: list[str] = []   # frames whose record the store refused (first MAX_UNRECORDED)
         self.unrecorded_span: tuple[datetime, datetime] | None = None   # times of the first and last refused
         self.gaps = 0                      # store gaps opened
         self._gap: dict[str, Any] | None = None   # the open gap: first / last refused frame, count, error
@@ -331,7 +339,7 @@ class StoreSink:
                 self.failed += 1
                 self.errors.append(str(err))
                 del self.errors[:-_MAX_ERRORS]
-                if len(self.unrecorded) < _MAX_UNRECORDED:
+                if len(self.unrecorded) < MAX_UNRECORDED:
                     self.unrecorded.append(frame.frame_id)
                 span = self.unrecorded_span
                 self.unrecorded_span = (frame.t_utc, frame.t_utc) if span is None else \
@@ -406,8 +414,7 @@ class StoreSink:
     def _write_gap(self, gap: Mapping[str, Any], recovered: bool) -> None:
         """On the events thread: the gap as one ``store_gap`` event (times of the first and last
         refused frame, how many, the first error)."""
-        detail = {"frames_not_recorded": gap["n"], "first_frame": gap["first"], "last_frame": gap["last"],
-                  "error": gap["error"][:500], "store_accepted_again": recovered}
+        detail = gap_detail(gap["n"], gap["first"], gap["last"], gap["error"], recovered)
         self._submit_event("store_gap", gap["t"], None, detail, t_end=gap["t_end"])
 
     # --- station events -----------------------------------------------------------------------
@@ -549,4 +556,5 @@ def needs_image(policy: str, verdict: Verdict) -> bool:
     return policy == "all" or (policy == "flagged" and verdict.needs_human)
 
 
-__all__ = ["STORE_IMAGES", "StoreSink", "needs_image", "store_counts", "wafer_payload"]
+__all__ = ["MAX_UNRECORDED", "STORE_IMAGES", "StoreSink", "gap_detail", "needs_image", "store_counts",
+           "wafer_payload"]

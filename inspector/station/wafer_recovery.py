@@ -34,7 +34,7 @@ from inspector.core.frame import Frame
 from inspector.mes import outbox
 from inspector.mes.hub import MesHub
 from inspector.station.inspection import WaferSummary, WaferTracker
-from inspector.store.writer import RUN_FAULT_ENTITY, RUN_FAULTED
+from inspector.store.writer import runs_not_ended_cleanly
 
 log = logging.getLogger(__name__)
 
@@ -111,10 +111,8 @@ def recover_wafers(conn: sqlite3.Connection, hub: MesHub | None, station_id: str
     if hub is None or not hub.wafer_level or hub.cfg.wafer is None:
         return []
     done: list[tuple[str, str, str]] = []
-    runs = {r[0]: r[1:] for r in conn.execute(
-        "SELECT id, config_hash, model_set_version, ended FROM runs WHERE station_id = ? AND id != ? AND"
-        " (ended IS NULL OR id IN (SELECT entity_id FROM audit WHERE entity = ? AND action = ?))",
-        (station_id, current_run, RUN_FAULT_ENTITY, RUN_FAULTED))}
+    runs = {run: (config_hash, msv, ended)
+            for run, _, ended, config_hash, msv in runs_not_ended_cleanly(conn, station_id, current_run)}
     for run_id, lot, wafer in outbox.unmarked_wafers(conn, list(runs)):
         config_hash, msv, ended = runs[run_id]
         cfg = _run_config(conn, config_hash, hub.cfg)

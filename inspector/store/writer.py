@@ -45,6 +45,15 @@ _CONTEXT_COLUMNS = ("lot", "wafer", "die_x", "die_y", "camera", "zone")
 RUN_FAULTED, RUN_FAULT_ENTITY = "run.faulted", "run"
 
 
+def runs_not_ended_cleanly(conn: sqlite3.Connection, station_id: str, exclude_run: str) -> list[tuple]:
+    """Runs of this station but ``exclude_run`` that never ended (killed) or ended faulted, as
+    (id, started, ended, config_hash, model_set_version): what start-up recoveries look at."""
+    return conn.execute(
+        "SELECT id, started, ended, config_hash, model_set_version FROM runs WHERE station_id = ? AND id != ? AND"
+        " (ended IS NULL OR id IN (SELECT entity_id FROM audit WHERE entity = ? AND action = ?))",
+        (station_id, exclude_run, RUN_FAULT_ENTITY, RUN_FAULTED)).fetchall()
+
+
 class RecordError(StoreError):
     """One record could not be stored; the message names its frame."""
 
